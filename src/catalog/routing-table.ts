@@ -1,0 +1,182 @@
+/**
+ * A namespace's routing table: which partition a key belongs to and which node owns that partition, versioned by an
+ * epoch that grows with every change. It is what a client caches, a storage node checks requests against, and the
+ * coordinator stores (one key per namespace, replaced by compare-and-set).
+ *
+ *   hash namespace:  partition = keySlot(key, slotCount); owners kept run-length encoded ([from, to, node] runs)
+ *   range namespace: partition = id of the range holding the key (RangeMap, O(log n)); owner per range id
+ */
+import { keySlot, DEFAULT_SLOT_COUNT, RangeMap, type Range } from '../partitioning/index.js';
+import { InvalidArgumentError } from '../errors/index.js';
+
+export type Scheme = 'hash' | 'range';
+
+/** Options a namespace is created with. */
+export interface NamespaceOptions {
+  scheme: Scheme;
+  /** Hash namespaces: number of slots (default 4096). */
+  slotCount?: number;
+  /** Range namespaces: a range larger than this many bytes is split (default 64 MiB). */
+  splitBytes?: number;
+}
+
+export const DEFAULT_SPLIT_BYTES = 64 * 1024 * 1024;
+
+/** The stored form, as JSON in the coordinator. */
+export interface RoutingRecord {
+  name: string;
+  scheme: Scheme;
+  epoch: number;
+  createdAt: string;
+  slotCount?: number;
+  /** Hash: runs of consecutive slots with one owner, `[firstSlot, lastSlotInclusive, nodeId]`. */
+  slotRuns?: [number, number, string][];
+  splitBytes?: number;
+  /** Range: the ranges in key order with their owner. */
+  ranges?: (Range & { owner: string })[];
+  /** Range: the next unused range id. */
+  nextRangeId?: number;
+}
+
+/** Where a key lives inside the storage engine. */
+export interface KeyPlace {
+  partition: number;
+  /** The hash slot (hash namespaces only). */
+  slot?: number;
+}
+
+export class RoutingTable {
+  private constructor(
+    readonly record: RoutingRecord,
+    private readonly owners: Map<number, string>,
+    private readonly rangeMap: RangeMap | undefined,
+  ) {}
+
+  get name(): string {
+    return this.record.name;
+  }
+  get scheme(): Scheme {
+    return this.record.scheme;
+  }
+  get epoch(): number {
+    return this.record.epoch;
+  }
+
+  /** Builds the first table of a namespace; `assign` places the partitions on nodes. */
+  static create(
+    name: string,
+    options: NamespaceOptions,
+    assign: (partitions: number[]) => Map<number, string>,
+  ): RoutingTable {
+    const createdAt = new Date().toISOString();
+    if (options.scheme === 'hash') {
+      const slotCount = options.slotCount ?? DEFAULT_SLOT_COUNT;
+      if (!Number.isInteger(slotCount) || slotCount < 1 || slotCount > 65536) {
+        throw new InvalidArgumentError(`slotCount must be an integer from 1 to 65536, not ${slotCount}`);
+      }
+      const owners = assign(Array.from({ length: slotCount }, (_, i) => i));
+      return RoutingTable.fromRecord({ name, scheme: 'hash', epoch: 1, createdAt, slotCount, slotRuns: encodeRuns(owners, slotCount) });
+    }
+    if (options.scheme === 'range') {
+      const splitBytes = options.splitBytes ?? DEFAULT_SPLIT_BYTES;
+      if (!Number.isInteger(splitBytes) || splitBytes < 1024) {
+        throw new InvalidArgumentError(`splitBytes must be an integer of at least 1024, not ${splitBytes}`);
+      }
+      const owners = assign([0]);
+      return RoutingTable.fromRecord({
+        name,
+        scheme: 'range',
+        epoch: 1,
+        createdAt,
+        splitBytes,
+        ranges: [{ id: 0, start: '', end: null, owner: owners.get(0)! }],
+        nextRangeId: 1,
+      });
+    }
+    throw new InvalidArgumentError(`unknown partitioning scheme ${JSON.stringify(options.scheme)}: use hash or range`);
+  }
+
+  static fromRecord(record: RoutingRecord): RoutingTable {
+    if (record.scheme === 'hash') {
+      const owners = new Map<number, string>();
+      for (const [from, to, node] of record.slotRuns ?? []) for (let s = from; s <= to; s++) owners.set(s, node);
+      if (owners.size !== record.slotCount) throw new InvalidArgumentError(`routing table of ${record.name} is incomplete`);
+      return new RoutingTable(record, owners, undefined);
+    }
+    const ranges = record.ranges ?? [];
+    const map = new RangeMap(ranges.map(({ id, start, end }) => ({ id, start, end })));
+    return new RoutingTable(record, new Map(ranges.map((r) => [r.id, r.owner])), map);
+  }
+
+  /** Partition (and slot) of a key. */
+  place(key: string): KeyPlace {
+    if (this.rangeMap) return { partition: this.rangeMap.lookup(key).id };
+    const slot = keySlot(key, this.record.slotCount);
+    return { partition: slot, slot };
+  }
+
+  ownerOf(partition: number): string | undefined {
+    return this.owners.get(partition);
+  }
+
+  /** Every partition id with its owner. */
+  assignment(): Map<number, string> {
+    return new Map(this.owners);
+  }
+
+  partitions(): number[] {
+    return [...this.owners.keys()].sort((a, b) => a - b);
+  }
+
+  /** The partitions a node owns. */
+  partitionsOf(nodeId: string): number[] {
+    return this.partitions().filter((p) => this.owners.get(p) === nodeId);
+  }
+
+  /** Range namespaces: the ranges a scan of `[from, to)` visits, in order, with owners. */
+  rangesFor(from: string, to: string | null): (Range & { owner: string })[] {
+    if (!this.rangeMap) throw new InvalidArgumentError(`${this.name} is a hash namespace; it has no key ranges`);
+    return this.rangeMap.rangesOverlapping(from, to).map((r) => ({ ...r, owner: this.owners.get(r.id)! }));
+  }
+
+  /** Range namespaces: the range with this id. */
+  range(id: number): (Range & { owner: string }) | undefined {
+    const r = this.record.ranges?.find((x) => x.id === id);
+    return r;
+  }
+
+  /** A new table (next epoch) with some partitions given to other nodes. */
+  withOwners(changes: Map<number, string>): RoutingTable {
+    const owners = new Map(this.owners);
+    for (const [p, node] of changes) {
+      if (!owners.has(p)) throw new InvalidArgumentError(`${this.name} has no partition ${p}`);
+      owners.set(p, node);
+    }
+    const record: RoutingRecord = { ...this.record, epoch: this.epoch + 1 };
+    if (this.scheme === 'hash') record.slotRuns = encodeRuns(owners, this.record.slotCount!);
+    else record.ranges = this.record.ranges!.map((r) => ({ ...r, owner: owners.get(r.id)! }));
+    return RoutingTable.fromRecord(record);
+  }
+
+  /** Range namespaces: a new table (next epoch) with `rangeId` split at `atKey`; both halves keep the owner. */
+  withSplit(rangeId: number, atKey: string): RoutingTable {
+    if (!this.rangeMap) throw new InvalidArgumentError(`${this.name} is a hash namespace; it cannot split ranges`);
+    const newId = this.record.nextRangeId ?? 1;
+    const map = this.rangeMap.split(rangeId, atKey, newId);
+    const owner = this.owners.get(rangeId)!;
+    const ranges = map.ranges().map((r) => ({ ...r, owner: r.id === newId ? owner : this.owners.get(r.id)! }));
+    return RoutingTable.fromRecord({ ...this.record, epoch: this.epoch + 1, ranges, nextRangeId: newId + 1 });
+  }
+}
+
+function encodeRuns(owners: Map<number, string>, slotCount: number): [number, number, string][] {
+  const runs: [number, number, string][] = [];
+  for (let s = 0; s < slotCount; s++) {
+    const node = owners.get(s);
+    if (node === undefined) throw new InvalidArgumentError(`slot ${s} has no owner`);
+    const last = runs[runs.length - 1];
+    if (last && last[2] === node && last[1] === s - 1) last[1] = s;
+    else runs.push([s, s, node]);
+  }
+  return runs;
+}

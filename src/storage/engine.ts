@@ -1,0 +1,242 @@
+/**
+ * The storage engine: one LMDB environment per node, one ordered key space for every namespace.
+ *
+ * Stored keys are arrays in lmdb's ordered-binary encoding, so each partition's data is one contiguous run:
+ *   hash namespace:  [namespace, slot, key]   — a slot's keys sit together (migration copies a run, not a scan)
+ *   range namespace: [namespace, key]         — keys in order; a range split moves no data
+ * Values are stored with a version (lmdb `useVersions`): a per-node hybrid clock, so versions only grow for a key
+ * and conditional writes compare them at commit time, inside LMDB's writer.
+ *
+ * Writes are queued into lmdb's batched transactions and resolve once committed: a committed transaction survives
+ * kill -9 of the process (the pages are in the OS's cache and lmdb's meta pages point at them); the flush to the
+ * device follows within milliseconds (`overlappingSync`).
+ */
+import { open, type Database, type RootDatabase } from 'lmdb';
+
+/**
+ * Where a key lives: its namespace and partition. For hash namespaces the partition is the slot and is part of the
+ * stored key; for range namespaces (`slot` absent) it only names the range the key is counted under.
+ */
+export interface Location {
+  namespace: string;
+  partition: number;
+  /** Hash slot (equal to `partition`); absent for range namespaces. */
+  slot?: number;
+}
+
+export interface StoredEntry {
+  key: string;
+  value: unknown;
+  version: number;
+}
+
+export type BatchOp =
+  | { type: 'put'; location: Location; key: string; value: unknown }
+  | { type: 'delete'; location: Location; key: string };
+
+export interface PartitionCounters {
+  keys: number;
+  bytes: number;
+}
+
+type StoredKey = (string | number)[];
+
+function storedKey(location: Location, key: string): StoredKey {
+  return location.slot === undefined ? [location.namespace, key] : [location.namespace, location.slot, key];
+}
+
+function counterKey(location: Location): string {
+  return `${location.namespace}\u0000${location.partition}`;
+}
+
+/**
+ * @example
+ * ```ts
+ * const engine = StorageEngine.open('/var/lib/shardflow/n1');
+ * const { version } = await engine.put({ namespace: 'users', slot: 12 }, 'u1', { name: 'Ada' });
+ * engine.get({ namespace: 'users', slot: 12 }, 'u1'); // { key: 'u1', value: { name: 'Ada' }, version }
+ * ```
+ */
+export class StorageEngine {
+  private lastVersion = 0;
+  /** Approximate keys and bytes per partition, kept as writes happen; rebuilt from disk at open. */
+  private readonly counters = new Map<string, PartitionCounters>();
+
+  private constructor(
+    private readonly root: RootDatabase,
+    private readonly data: Database<unknown, StoredKey>,
+  ) {}
+
+  static open(path: string): StorageEngine {
+    const root = open({ path, maxDbs: 8 });
+    const data = root.openDB<unknown, StoredKey>({ name: 'data', useVersions: true });
+    const engine = new StorageEngine(root, data);
+    engine.rebuildCounters();
+    return engine;
+  }
+
+  /** A fresh version: greater than any this node has issued or seen. */
+  nextVersion(): number {
+    const now = Date.now() * 1000;
+    this.lastVersion = Math.max(this.lastVersion + 1, now);
+    return this.lastVersion;
+  }
+
+  get(location: Location, key: string): StoredEntry | undefined {
+    const entry = this.data.getEntry(storedKey(location, key));
+    if (!entry) return undefined;
+    return { key, value: entry.value, version: entry.version ?? 0 };
+  }
+
+  /**
+   * Writes a value. With `ifVersion` the write happens only if the key's version is that number at commit time;
+   * `ifVersion: 0` means the key must not exist. Resolves once committed.
+   */
+  async put(
+    location: Location,
+    key: string,
+    value: unknown,
+    options: { ifVersion?: number; valueBytes?: number } = {},
+  ): Promise<{ ok: boolean; version: number }> {
+    const k = storedKey(location, key);
+    const version = this.nextVersion();
+    const before = this.data.getBinaryFast(k)?.length;
+    let ok: boolean;
+    if (options.ifVersion === 0) {
+      ok = await this.data.ifNoExists(k, () => {
+        void this.data.put(k, value, version);
+      });
+    } else if (options.ifVersion !== undefined) {
+      ok = await this.data.put(k, value, version, options.ifVersion);
+    } else {
+      ok = await this.data.put(k, value, version);
+    }
+    if (ok) this.count(location, before, options.valueBytes ?? 64);
+    return { ok, version };
+  }
+
+  /** Deletes a key (optionally only at `ifVersion`). Resolves with whether a key was removed. */
+  async delete(location: Location, key: string, options: { ifVersion?: number } = {}): Promise<boolean> {
+    const k = storedKey(location, key);
+    const before = this.data.getBinaryFast(k)?.length;
+    if (before === undefined) return false;
+    const ok = await this.data.remove(k, options.ifVersion);
+    if (ok) this.count(location, before, undefined);
+    return ok;
+  }
+
+  /** Applies every op in one transaction: all or nothing. Returns the version given to each op. */
+  async batch(ops: BatchOp[]): Promise<number[]> {
+    const versions = ops.map(() => this.nextVersion());
+    await this.data.transaction(() => {
+      ops.forEach((op, i) => {
+        const k = storedKey(op.location, op.key);
+        const before = this.data.getBinaryFast(k)?.length;
+        if (op.type === 'put') {
+          void this.data.put(k, op.value, versions[i]);
+          this.count(op.location, before, 64);
+        } else if (before !== undefined) {
+          void this.data.remove(k);
+          this.count(op.location, before, undefined);
+        }
+      });
+    });
+    return versions;
+  }
+
+  /**
+   * Entries of one partition (or one range namespace) with `start <= key < end`, in key order.
+   * `after` resumes a previous page (exclusive).
+   */
+  scan(location: Location, options: { start?: string; end?: string | null; after?: string; limit: number }): StoredEntry[] {
+    const prefix: StoredKey = location.slot === undefined ? [location.namespace] : [location.namespace, location.slot];
+    const from = options.after !== undefined ? options.after : (options.start ?? '');
+    const startKey = [...prefix, from];
+    const endKey = endOf(location, options.end);
+    const out: StoredEntry[] = [];
+    for (const { key, value, version } of this.data.getRange({ start: startKey, end: endKey, versions: true })) {
+      const userKey = key[key.length - 1] as string;
+      if (options.after !== undefined && userKey === options.after) continue;
+      out.push({ key: userKey, value, version: version ?? 0 });
+      if (out.length >= options.limit) break;
+    }
+    return out;
+  }
+
+  /** Keys and bytes per partition, approximate between restarts (exact after open). */
+  partitionCounters(): Map<string, PartitionCounters> {
+    return this.counters;
+  }
+
+  countersFor(location: Location): PartitionCounters {
+    return this.counters.get(counterKey(location)) ?? { keys: 0, bytes: 0 };
+  }
+
+  /** Bytes the environment holds on disk. */
+  diskBytes(): number {
+    const stats = this.root.getStats() as { pageSize: number; treeBranchPageCount?: number; treeLeafPageCount?: number; overflowPages?: number; lastPageNumber?: number };
+    return (stats.lastPageNumber ?? 0) * stats.pageSize;
+  }
+
+  async close(): Promise<void> {
+    await this.root.close();
+  }
+
+  private count(location: Location, beforeBytes: number | undefined, afterBytes: number | undefined): void {
+    const ck = counterKey(location);
+    let c = this.counters.get(ck);
+    if (!c) this.counters.set(ck, (c = { keys: 0, bytes: 0 }));
+    if (beforeBytes !== undefined) {
+      c.keys -= 1;
+      c.bytes -= beforeBytes;
+    }
+    if (afterBytes !== undefined) {
+      c.keys += 1;
+      c.bytes += afterBytes;
+    }
+  }
+
+  private rebuildCounters(): void {
+    this.counters.clear();
+    // Hash keys carry their slot, so they are counted here; range namespaces are counted by `recount`, once the node
+    // knows the ranges.
+    for (const key of this.data.getKeys({})) {
+      if (key.length !== 3) continue;
+      const location: Location = { namespace: key[0] as string, partition: key[1] as number, slot: key[1] as number };
+      this.count(location, undefined, this.data.getBinaryFast(key)?.length ?? 0);
+    }
+  }
+
+  /** Recounts one partition from disk (range namespaces: the keys in `[start, end)`). */
+  recount(location: Location, bounds: { start?: string; end?: string | null } = {}): PartitionCounters {
+    const c: PartitionCounters = { keys: 0, bytes: 0 };
+    const prefix = location.slot === undefined ? [location.namespace] : [location.namespace, location.slot];
+    const end = endOf(location, bounds.end);
+    for (const key of this.data.getKeys({ start: [...prefix, bounds.start ?? ''], end })) {
+      c.keys += 1;
+      c.bytes += this.data.getBinaryFast(key)?.length ?? 0;
+    }
+    this.counters.set(counterKey(location), c);
+    return c;
+  }
+
+  /** Keys of a partition in order, without values (to choose split points). */
+  keys(location: Location, bounds: { start?: string; end?: string | null }, limit: number): string[] {
+    const prefix = location.slot === undefined ? [location.namespace] : [location.namespace, location.slot];
+    const out: string[] = [];
+    for (const key of this.data.getKeys({ start: [...prefix, bounds.start ?? ''], end: endOf(location, bounds.end) })) {
+      out.push(key[key.length - 1] as string);
+      if (out.length >= limit) break;
+    }
+    return out;
+  }
+}
+
+/** The stored key just past a partition's data (or `[..., end]` when the scan stops at a user key). */
+function endOf(location: Location, end: string | null | undefined): StoredKey {
+  if (end !== undefined && end !== null) {
+    return location.slot === undefined ? [location.namespace, end] : [location.namespace, location.slot, end];
+  }
+  // Ordered-binary sorts an array after its prefixes, so the next partition's prefix bounds this one.
+  return location.slot === undefined ? [location.namespace + '\u0001'] : [location.namespace, location.slot + 1];
+}
