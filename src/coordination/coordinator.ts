@@ -84,14 +84,25 @@ export interface Coordinator {
   compareAndSet(key: string, expectedRevision: number, value: string, options?: { lease?: Lease }): Promise<CasResult>;
   /** Deletes a key; returns whether it existed. */
   delete(key: string): Promise<boolean>;
-  /** Deletes a key only if its revision is `expectedRevision`; returns whether it did. */
+  /** Deletes a key only if its revision is `expectedRevision`; returns whether it did (never for revision 0). */
   compareAndDelete(key: string, expectedRevision: number): Promise<boolean>;
   /**
    * Watches every key under `prefix`. Events after the call returns are delivered in revision order;
    * pass `fromRevision` to also receive changes since that revision (inclusive) if the store still has them.
+   * A watch survives reconnects without losing or repeating an event. If it cannot go on (the events it needs were
+   * compacted away; asked for with `fromRevision`, the call itself rejects instead) it is closed and `onError` runs
+   * once: the caller must re-read the state it watches (`list`) and watch again.
    */
-  watch(prefix: string, listener: (event: WatchEvent) => void, options?: { fromRevision?: number }): Promise<Watch>;
-  /** Grants a lease that expires `ttlMs` after the last keep-alive (etcd rounds up to whole seconds). */
+  watch(
+    prefix: string,
+    listener: (event: WatchEvent) => void,
+    options?: { fromRevision?: number; onError?: (error: Error) => void },
+  ): Promise<Watch>;
+  /**
+   * Grants a lease that expires `ttlMs` after the last keep-alive (etcd rounds up to whole seconds; the lease's
+   * `ttlMs` is the TTL in force). A put or compare-and-set with a lease that has expired or been revoked fails with
+   * `InvalidArgumentError`.
+   */
   grantLease(ttlMs: number): Promise<Lease>;
   /**
    * Campaigns in `election` as `candidate` and resolves once elected. Only one candidate leads at a time;

@@ -1,0 +1,53 @@
+/** `shardflow up`, `down` and `status`: a local cluster's life and what it looks like now. */
+import type { Command } from 'commander';
+import { DEFAULT_CLUSTER_DIR } from '../../config/cluster-dir.js';
+import { startLocalCluster, stopLocalCluster } from '../../cluster/local-cluster.js';
+import { clusterStatus, formatStatus } from '../../cluster/status.js';
+import { parseCount } from '../options.js';
+
+export function registerClusterCommands(program: Command): void {
+  program
+    .command('up')
+    .description('start a local cluster of real node processes (or restart the one in --dir)')
+    .option('--storage <n>', 'storage nodes', parseCount('--storage', 1), 3)
+    .option('--compute <n>', 'compute nodes', parseCount('--compute', 0), 1)
+    .option('--dir <dir>', 'cluster directory', DEFAULT_CLUSTER_DIR)
+    .option('--detach', 'return once every node is ready, leaving the cluster running')
+    .action(async (opts: { storage: number; compute: number; dir: string; detach?: boolean }) => {
+      const cluster = await startLocalCluster({ dir: opts.dir, storage: opts.storage, compute: opts.compute });
+      const status = await clusterStatus(opts.dir);
+      process.stdout.write(formatStatus(status) + '\n');
+      if (opts.detach) {
+        process.stdout.write(`cluster running in ${cluster.dir.root}; stop it with: shardflow down --dir ${opts.dir}\n`);
+        return;
+      }
+      process.stdout.write('cluster running; press Ctrl-C to stop it\n');
+      await new Promise<void>((resolve) => {
+        const stop = () => resolve();
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+      process.stdout.write('stopping...\n');
+      await stopLocalCluster(opts.dir);
+      process.stdout.write('stopped\n');
+    });
+
+  program
+    .command('down')
+    .description('stop the local cluster in --dir (nodes first, cleanly; data is kept)')
+    .option('--dir <dir>', 'cluster directory', DEFAULT_CLUSTER_DIR)
+    .action(async (opts: { dir: string }) => {
+      const outcome = await stopLocalCluster(opts.dir);
+      for (const [id, what] of Object.entries(outcome)) process.stdout.write(`${id}: ${what}\n`);
+    });
+
+  program
+    .command('status')
+    .description('every node with its role, state, address, pid and data; namespaces')
+    .option('--dir <dir>', 'cluster directory', DEFAULT_CLUSTER_DIR)
+    .option('--json', 'print JSON: {"nodes": [...], "namespaces": [...]}')
+    .action(async (opts: { dir: string; json?: boolean }) => {
+      const status = await clusterStatus(opts.dir);
+      process.stdout.write((opts.json ? JSON.stringify(status, null, 2) : formatStatus(status)) + '\n');
+    });
+}

@@ -1,0 +1,130 @@
+/**
+ * `shardflow node` runs one node in this process until SIGINT/SIGTERM — from a local cluster directory, or against
+ * an external coordinator (the multi-host way). `shardflow coordinator` runs a local cluster's embedded coordinator.
+ */
+import type { Command } from 'commander';
+import { join } from 'node:path';
+import { mkdir, writeFile, rm } from 'node:fs/promises';
+import { ClusterDir, DEFAULT_CLUSTER_DIR, type CoordinatorAddress } from '../../config/cluster-dir.js';
+import { announceReady } from '../../cluster/spawn.js';
+import { createCoordinator, EmbeddedCoordinatorServer } from '../../coordination/index.js';
+import { ComputeNode } from '../../compute/compute-node.js';
+import { StorageNode } from '../../storage/storage-node.js';
+import { ConfigError, InvalidArgumentError } from '../../errors/index.js';
+import { readSecretFile } from '../../wire/index.js';
+import { parseHostPort, parsePositive } from '../options.js';
+import { createLogger } from '../../util/logger.js';
+
+interface NodeOptions {
+  role: string;
+  id: string;
+  dir?: string;
+  data?: string;
+  coordinator?: string;
+  secretFile?: string;
+  listen: { host: string; port: number };
+  advertise?: string;
+  capacity: number;
+}
+
+/** Resolves after SIGINT or SIGTERM. */
+function untilSignal(): Promise<string> {
+  return new Promise((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'));
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+  });
+}
+
+/** `embedded://host:port` or `etcd://h1:2379,h2:2379[/prefix]`. */
+export function parseCoordinatorUrl(text: string): CoordinatorAddress {
+  const embedded = /^embedded:\/\/([^/]+):(\d+)$/.exec(text);
+  if (embedded) return { kind: 'embedded', host: embedded[1]!, port: Number(embedded[2]) };
+  const etcd = /^etcd:\/\/([^/]+)(\/.*)?$/.exec(text);
+  if (etcd) {
+    return {
+      kind: 'etcd',
+      endpoints: etcd[1]!.split(',').map((e) => (e.startsWith('http') ? e : `http://${e}`)),
+      ...(etcd[2] ? { prefix: etcd[2] } : {}),
+    };
+  }
+  throw new InvalidArgumentError(`--coordinator must be embedded://host:port or etcd://host:port[,host:port...], not ${text}`);
+}
+
+export function registerNodeCommands(program: Command): void {
+  program
+    .command('node')
+    .description('run one storage or compute node in this process (until SIGINT/SIGTERM)')
+    .requiredOption('--role <role>', 'storage or compute')
+    .requiredOption('--id <id>', 'node id, unique in the cluster')
+    .option('--dir <dir>', 'local cluster directory (gives coordinator, secret and data paths)')
+    .option('--data <path>', 'data directory (storage; default DIR/nodes/ID/data)')
+    .option('--coordinator <url>', 'embedded://host:port or etcd://host:port,... (default: from --dir)')
+    .option('--secret-file <path>', 'cluster secret file, mode 0600 (default: DIR/secret)')
+    .option('--listen <host:port>', 'address to listen on', parseHostPort('--listen'), { host: '127.0.0.1', port: 0 })
+    .option('--advertise <host>', 'host others should connect to (default: the listen host)')
+    .option('--capacity <n>', 'relative capacity for partition placement', parsePositive('--capacity'), 1)
+    .action(async (opts: NodeOptions) => {
+      if (opts.role !== 'storage' && opts.role !== 'compute') {
+        throw new InvalidArgumentError(`--role must be storage or compute, not ${JSON.stringify(opts.role)}`);
+      }
+      const dir = opts.dir ? new ClusterDir(opts.dir) : undefined;
+      const address = opts.coordinator ? parseCoordinatorUrl(opts.coordinator) : (await dir?.readCluster())?.coordinator;
+      const secretPath = opts.secretFile ?? dir?.secretFile;
+      if (!address || !secretPath) throw new ConfigError('give --dir, or --coordinator and --secret-file');
+      const dataDir = opts.data ?? dir?.nodeDataDir(opts.id);
+      if (opts.role === 'storage' && !dataDir) throw new ConfigError('a storage node needs --data or --dir');
+      const secret = await readSecretFile(secretPath);
+      const coordinator =
+        address.kind === 'embedded'
+          ? await createCoordinator({ kind: 'embedded', host: address.host, port: address.port, secret })
+          : await createCoordinator({ kind: 'etcd', endpoints: address.endpoints, prefix: address.prefix });
+      const common = {
+        id: opts.id,
+        secret,
+        coordinator,
+        listenHost: opts.listen.host,
+        listenPort: opts.listen.port,
+        advertiseHost: opts.advertise,
+        capacity: opts.capacity,
+      };
+      const node =
+        opts.role === 'storage'
+          ? await StorageNode.start({ ...common, dataDir: dataDir! })
+          : await ComputeNode.start(common);
+      announceReady({ id: node.id, role: opts.role, address: node.address, pid: process.pid });
+      const signal = await untilSignal();
+      createLogger(`${opts.role}:${opts.id}`).info('stopping', { signal });
+      await node.stop();
+      await coordinator.close();
+    });
+
+  program
+    .command('coordinator', { hidden: true })
+    .description("run a local cluster's embedded coordinator (started by 'shardflow up'; not fault tolerant)")
+    .option('--dir <dir>', 'cluster directory', DEFAULT_CLUSTER_DIR)
+    .action(async (opts: { dir: string }) => {
+      const dir = new ClusterDir(opts.dir);
+      const cluster = await dir.readCluster();
+      if (cluster.coordinator.kind !== 'embedded') throw new ConfigError(`${dir.root} does not use the embedded coordinator`);
+      await mkdir(dir.coordinatorDir, { recursive: true });
+      const server = new EmbeddedCoordinatorServer({
+        secret: await dir.readSecret(),
+        dataFile: join(dir.coordinatorDir, 'state.json'),
+      });
+      let bound;
+      try {
+        bound = await server.listen(cluster.coordinator.port, cluster.coordinator.host);
+      } catch {
+        bound = await server.listen(0, cluster.coordinator.host); // The old port is taken: any free one will do.
+      }
+      if (bound.port !== cluster.coordinator.port) {
+        await dir.writeCluster({ ...cluster, coordinator: { ...cluster.coordinator, port: bound.port } });
+      }
+      const pidFile = join(dir.coordinatorDir, 'pid');
+      await writeFile(pidFile, String(process.pid));
+      announceReady({ role: 'coordinator', address: `${bound.host}:${bound.port}`, pid: process.pid });
+      await untilSignal();
+      await server.close();
+      await rm(pidFile, { force: true });
+    });
+}

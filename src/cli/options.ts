@@ -1,0 +1,42 @@
+/** Parsers for command-line values: each rejects bad input with an InvalidArgumentError naming the option. */
+import { InvalidArgumentError } from '../errors/index.js';
+
+export function parseCount(name: string, min = 0, max = 64): (value: string) => number {
+  return (value: string) => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || !Number.isInteger(n) || n < min || n > max) {
+      throw new InvalidArgumentError(`${name} must be a whole number from ${min} to ${max}, not ${JSON.stringify(value)}`);
+    }
+    return n;
+  };
+}
+
+export function parsePositive(name: string): (value: string) => number {
+  return (value: string) => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a number > 0, not ${JSON.stringify(value)}`);
+    return n;
+  };
+}
+
+/** `host:port` with a port from 0 to 65535. */
+export function parseHostPort(name: string): (value: string) => { host: string; port: number } {
+  return (value: string) => {
+    const i = value.lastIndexOf(':');
+    const port = Number(value.slice(i + 1));
+    if (i <= 0 || !/^\d+$/.test(value.slice(i + 1)) || port > 65535) {
+      throw new InvalidArgumentError(`${name} must be host:port, not ${JSON.stringify(value)}`);
+    }
+    return { host: value.slice(0, i), port };
+  };
+}
+
+/** A command-line value: JSON when it parses as JSON, else the string itself (`--string` forces a string). */
+export function parseValue(text: string, forceString: boolean): unknown {
+  if (forceString) return text;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}

@@ -1,0 +1,270 @@
+/**
+ * The smart client: routes every key to the node that owns its partition, from a cached routing table, and follows
+ * the cluster as it changes — a MOVED answer refreshes the table and the request goes again; a node that is down is
+ * waited for until the deadline. Requests to one node share one connection and are pipelined.
+ */
+import { Catalog, type NamespaceOptions, type RoutingTable } from '../catalog/index.js';
+import type { Coordinator } from '../coordination/coordinator.js';
+import {
+  ConnectionError,
+  InvalidArgumentError,
+  MovedError,
+  ShardflowError,
+  TimeoutError,
+  UnavailableError,
+  UnknownNamespaceError,
+} from '../errors/index.js';
+import { initialAssignment } from '../partitioning/index.js';
+import { Peer } from '../wire/index.js';
+import { MemberView } from './member-view.js';
+import { scanNamespace, type ScanOptions, type ScanEntry } from './scan.js';
+
+export interface ClientOptions {
+  coordinator: Coordinator;
+  secret: Uint8Array;
+  /** Deadline for one operation, retries included (default 10 s). */
+  timeoutMs?: number;
+  /** Whether `close()` also closes the coordinator (default true). */
+  ownsCoordinator?: boolean;
+  name?: string;
+}
+
+export interface Entry<V = unknown> {
+  value: V;
+  version: number;
+}
+
+export type BatchOp = { op: 'put'; key: string; value: unknown } | { op: 'del'; key: string };
+
+/** Where a request goes: one node, one routing table. */
+interface Routed {
+  table: RoutingTable;
+  owner: string;
+}
+
+/**
+ * A connection to a shardflow cluster.
+ *
+ * @example
+ * ```ts
+ * import { connect } from 'shardflow';
+ * const client = await connect({ dir: '.shardflow' });
+ * await client.createNamespace('users', { scheme: 'hash' });
+ * await client.put('users', 'u1', { name: 'Ada' });
+ * console.log(await client.get('users', 'u1')); // { name: 'Ada' }
+ * await client.close();
+ * ```
+ */
+export class ShardflowClient {
+  private readonly peers = new Map<string, Peer>();
+  private readonly timeoutMs: number;
+
+  /** @internal use {@link connect} */
+  constructor(
+    private readonly options: ClientOptions,
+    readonly catalog: Catalog,
+    readonly members: MemberView,
+  ) {
+    this.timeoutMs = options.timeoutMs ?? 10_000;
+  }
+
+  /** Creates a namespace placed over the storage nodes now ready (idempotent for the same scheme). */
+  async createNamespace(name: string, options: NamespaceOptions = { scheme: 'hash' }): Promise<RoutingTable> {
+    const nodes = this.members.ready('storage').map((m) => ({ id: m.id, capacity: m.capacity }));
+    if (nodes.length === 0) throw new UnavailableError('no storage node is ready to hold the namespace');
+    return this.catalog.create(name, options, (partitions) => initialAssignment(partitions, nodes).assignment);
+  }
+
+  /** Names of every namespace. */
+  namespaces(): string[] {
+    return this.catalog.names();
+  }
+
+  /** The value at `key`, or undefined. */
+  async get<V = unknown>(namespace: string, key: string): Promise<V | undefined> {
+    return (await this.getEntry<V>(namespace, key))?.value;
+  }
+
+  /** The value and its version (for conditional writes), or undefined. */
+  async getEntry<V = unknown>(namespace: string, key: string): Promise<Entry<V> | undefined> {
+    const r = await this.send<Entry<V> | null>(namespace, key, 'kv.get', { key }, true);
+    return r ?? undefined;
+  }
+
+  /**
+   * Stores `value`; resolves with its new version once it is durable. With `ifVersion`, writes only if the key is at
+   * that version (0: only if absent), else rejects with `VersionConflictError`.
+   */
+  async put(namespace: string, key: string, value: unknown, options: { ifVersion?: number } = {}): Promise<number> {
+    const params = options.ifVersion === undefined ? { key, value } : { key, value, ifVersion: options.ifVersion };
+    const r = await this.send<{ version: number }>(namespace, key, 'kv.put', params, options.ifVersion === undefined);
+    return r.version;
+  }
+
+  /** Deletes `key`; resolves with whether it existed. */
+  async delete(namespace: string, key: string, options: { ifVersion?: number } = {}): Promise<boolean> {
+    const params = options.ifVersion === undefined ? { key } : { key, ifVersion: options.ifVersion };
+    const r = await this.send<{ deleted: boolean }>(namespace, key, 'kv.del', params, options.ifVersion === undefined);
+    return r.deleted;
+  }
+
+  /**
+   * Applies puts and deletes. Operations are grouped by owning node; each group is atomic (all or nothing) on its
+   * node. Resolves with the versions, in the order of `ops`.
+   */
+  async batch(namespace: string, ops: BatchOp[]): Promise<number[]> {
+    if (!Array.isArray(ops)) throw new InvalidArgumentError('ops must be an array');
+    const versions = new Array<number>(ops.length);
+    let pending = ops.map((op, i) => ({ op, i }));
+    const deadline = Date.now() + this.timeoutMs;
+    while (pending.length > 0) {
+      const table = await this.tableOf(namespace);
+      const groups = new Map<string, typeof pending>();
+      for (const item of pending) {
+        if (typeof item.op?.key !== 'string') throw new InvalidArgumentError('every batch op needs a string key');
+        const owner = table.ownerOf(table.place(item.op.key).partition) ?? '';
+        let g = groups.get(owner);
+        if (!g) groups.set(owner, (g = []));
+        g.push(item);
+      }
+      const retry: typeof pending = [];
+      await Promise.all(
+        [...groups].map(async ([owner, items]) => {
+          try {
+            const peer = await this.peerFor(owner, deadline);
+            const r = await peer.call<{ versions: number[] }>(
+              'kv.batch',
+              { ns: namespace, epoch: table.epoch, ops: items.map((x) => x.op) },
+              { timeoutMs: Math.max(1, deadline - Date.now()) },
+            );
+            items.forEach((x, j) => (versions[x.i] = r.versions[j]!));
+          } catch (err) {
+            if (!this.shouldRetry(err, deadline, true)) throw err;
+            await this.afterFailure(namespace, err);
+            retry.push(...items);
+          }
+        }),
+      );
+      pending = retry;
+    }
+    return versions;
+  }
+
+  /**
+   * Every entry of a namespace with `start <= key < end`. Range namespaces come in key order; hash namespaces in
+   * slot order, keys ordered within a slot.
+   */
+  scan<V = unknown>(namespace: string, options: ScanOptions = {}): AsyncIterable<ScanEntry<V>> {
+    return scanNamespace<V>(
+      {
+        table: (ns) => this.tableOf(ns),
+        call: async (owner, params) => {
+          const deadline = Date.now() + this.timeoutMs;
+          const peer = await this.peerFor(owner, deadline);
+          return peer.call('kv.scan', params, { timeoutMs: this.timeoutMs });
+        },
+        refresh: async (ns, err) => {
+          if (!this.shouldRetry(err, Number.POSITIVE_INFINITY, true)) throw err;
+          await this.afterFailure(ns, err);
+        },
+      },
+      namespace,
+      options,
+    );
+  }
+
+  /** Closes connections and watches (and the coordinator client, unless told otherwise). */
+  async close(): Promise<void> {
+    for (const p of this.peers.values()) p.close();
+    this.peers.clear();
+    await this.catalog.close();
+    await this.members.close();
+    if (this.options.ownsCoordinator !== false) await this.options.coordinator.close();
+  }
+
+  private async tableOf(namespace: string): Promise<RoutingTable> {
+    const t = this.catalog.find(namespace) ?? (await this.catalog.refresh(namespace));
+    if (!t) {
+      throw new UnknownNamespaceError(`namespace ${JSON.stringify(namespace)} does not exist`, {
+        details: { namespace },
+      });
+    }
+    return t;
+  }
+
+  /** Sends one keyed request to the key's owner, following redirects until the deadline. */
+  private async send<T>(namespace: string, key: string, method: string, params: object, idempotent: boolean): Promise<T> {
+    if (typeof key !== 'string') throw new InvalidArgumentError('key must be a string');
+    const deadline = Date.now() + this.timeoutMs;
+    for (;;) {
+      const { table, owner } = await this.route(namespace, key);
+      try {
+        const peer = await this.peerFor(owner, deadline);
+        return await peer.call<T>(method, { ...params, ns: namespace, epoch: table.epoch }, {
+          timeoutMs: Math.max(1, deadline - Date.now()),
+        });
+      } catch (err) {
+        if (!this.shouldRetry(err, deadline, idempotent)) throw err;
+        await this.afterFailure(namespace, err);
+      }
+    }
+  }
+
+  private async route(namespace: string, key: string): Promise<Routed> {
+    const table = await this.tableOf(namespace);
+    const owner = table.ownerOf(table.place(key).partition);
+    if (owner === undefined) throw new UnavailableError(`${namespace}: no owner for ${key}`);
+    return { table, owner };
+  }
+
+  /** A MOVED always goes again; a lost connection or a down node only for idempotent requests, before the deadline. */
+  private shouldRetry(err: unknown, deadline: number, idempotent: boolean): boolean {
+    if (Date.now() >= deadline) return false;
+    if (err instanceof MovedError) return true;
+    if (!idempotent) return false;
+    return err instanceof ConnectionError || err instanceof UnavailableError;
+  }
+
+  private async afterFailure(namespace: string, err: unknown): Promise<void> {
+    if (err instanceof MovedError) {
+      const epoch = typeof err.details.epoch === 'number' ? err.details.epoch : 0;
+      const t = await this.catalog.refresh(namespace);
+      if (t && t.epoch >= epoch) return;
+    }
+    // A node restarting or a table change in flight: back off briefly, then look again.
+    await new Promise((r) => setTimeout(r, 50));
+  }
+
+  /** The connection to a node, waiting (until the deadline) for it to be up. */
+  private async peerFor(nodeId: string, deadline: number): Promise<Peer> {
+    const member = await this.members.waitFor(nodeId, deadline);
+    if (!member) {
+      throw new UnavailableError(`node ${nodeId} is not up`, { details: { node: nodeId } });
+    }
+    let peer = this.peers.get(nodeId);
+    if (!peer || peer.address !== member.address) {
+      peer?.close();
+      const [host, port] = splitAddress(member.address);
+      peer = new Peer({
+        host,
+        port,
+        secret: this.options.secret,
+        name: this.options.name ?? 'client',
+        connectTimeoutMs: Math.max(100, Math.min(3000, deadline - Date.now())),
+      });
+      this.peers.set(nodeId, peer);
+    }
+    return peer;
+  }
+}
+
+export function splitAddress(address: string): [string, number] {
+  const i = address.lastIndexOf(':');
+  const port = Number(address.slice(i + 1));
+  if (i <= 0 || !Number.isInteger(port) || port <= 0 || port > 65535) {
+    throw new InvalidArgumentError(`invalid address ${address}: expected host:port`);
+  }
+  return [address.slice(0, i), port];
+}
+
+export { ShardflowError, TimeoutError };

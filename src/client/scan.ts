@@ -1,0 +1,94 @@
+/**
+ * Scans a whole namespace page by page across its partitions. Range namespaces are walked in key order, range after
+ * range, each page asking the owner of the range that holds the next key (so a split or a move between pages only
+ * costs a redirect). Hash namespaces are walked slot after slot.
+ */
+import type { RoutingTable } from '../catalog/index.js';
+import { InvalidArgumentError } from '../errors/index.js';
+import type { ScanPage } from '../storage/kv-service.js';
+
+export interface ScanOptions {
+  /** First key (inclusive). */
+  start?: string;
+  /** Stop before this key. */
+  end?: string;
+  /** Most entries to return in all. */
+  limit?: number;
+  /** Entries fetched per request (default 1000). */
+  pageSize?: number;
+}
+
+export interface ScanEntry<V = unknown> {
+  key: string;
+  value: V;
+  version: number;
+}
+
+export interface ScanTransport {
+  table(namespace: string): Promise<RoutingTable>;
+  call(owner: string, params: Record<string, unknown>): Promise<unknown>;
+  /** Called after a failed page; throws if the failure is final. */
+  refresh(namespace: string, err: unknown): Promise<void>;
+}
+
+export async function* scanNamespace<V>(
+  transport: ScanTransport,
+  namespace: string,
+  options: ScanOptions,
+): AsyncGenerator<ScanEntry<V>> {
+  const pageSize = options.pageSize ?? 1000;
+  if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > 10_000) {
+    throw new InvalidArgumentError('pageSize must be an integer from 1 to 10000');
+  }
+  let left = options.limit ?? Number.POSITIVE_INFINITY;
+  const table = await transport.table(namespace);
+  const base: Record<string, unknown> = { ns: namespace };
+  if (options.end !== undefined) base.to = options.end;
+
+  if (table.scheme === 'hash') {
+    for (let slot = 0; slot < (table.record.slotCount ?? 0) && left > 0; slot++) {
+      let cursor: Record<string, unknown> = options.start === undefined ? {} : { from: options.start };
+      for (;;) {
+        const page = await fetchPage(transport, namespace, { ...base, ...cursor, partition: slot, limit: Math.min(pageSize, left) }, slot);
+        for (const e of page.entries) {
+          yield e as ScanEntry<V>;
+          if (--left <= 0) return;
+        }
+        if (!page.next) break;
+        cursor = page.next;
+      }
+    }
+    return;
+  }
+
+  let cursor: Record<string, unknown> = { from: options.start ?? '' };
+  while (left > 0) {
+    const key = (cursor.after ?? cursor.from) as string;
+    const page = await fetchPage(transport, namespace, { ...base, ...cursor, limit: Math.min(pageSize, left) }, key);
+    for (const e of page.entries) {
+      yield e as ScanEntry<V>;
+      if (--left <= 0) return;
+    }
+    if (!page.next) return;
+    cursor = page.next;
+  }
+}
+
+/** One page from whoever owns the slot (number) or the range holding the key (string) now. */
+async function fetchPage(
+  transport: ScanTransport,
+  namespace: string,
+  params: Record<string, unknown>,
+  where: number | string,
+): Promise<ScanPage> {
+  for (;;) {
+    const table = await transport.table(namespace);
+    const partition = typeof where === 'number' ? where : table.place(where).partition;
+    const owner = table.ownerOf(partition);
+    try {
+      return (await transport.call(owner ?? '', { ...params, epoch: table.epoch })) as ScanPage;
+    } catch (err) {
+      await transport.refresh(namespace, err);
+    }
+  }
+}

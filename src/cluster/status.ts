@@ -1,0 +1,120 @@
+/**
+ * The cluster's state as one plain object: what `shardflow status` prints and, later, what a dashboard reads.
+ * Field names are part of the interface (`status --json`).
+ */
+import { ClusterDir, compareIds } from '../config/cluster-dir.js';
+import { connect } from '../client/index.js';
+import { Peer } from '../wire/index.js';
+import { splitAddress } from '../client/index.js';
+
+export interface NodeStatus {
+  id: string;
+  role: 'storage' | 'compute';
+  /** `up` (registered and ready), `leaving`, or `down` (known here but not registered). */
+  state: string;
+  address: string | null;
+  pid: number | null;
+  capacity: number;
+  /** Storage nodes only. */
+  partitions?: number;
+  keys?: number;
+  bytes?: number;
+}
+
+export interface NamespaceStatus {
+  name: string;
+  scheme: 'hash' | 'range';
+  epoch: number;
+  partitions: number;
+}
+
+export interface ClusterStatus {
+  dir: string;
+  coordinator: string;
+  nodes: NodeStatus[];
+  namespaces: NamespaceStatus[];
+}
+
+/** Reads membership and the catalog, and asks each storage node for its numbers. */
+export async function clusterStatus(dirPath?: string): Promise<ClusterStatus> {
+  const dir = new ClusterDir(dirPath);
+  const cluster = await dir.readCluster();
+  const secret = await dir.readSecret();
+  const local = await dir.listNodes();
+  const client = await connect({ dir: dir.root, timeoutMs: 3000 });
+  try {
+    const members = client.members.all();
+    const ids = new Set([...members.map((m) => m.id), ...local.map((n) => n.id)]);
+    const nodes = await Promise.all(
+      [...ids].sort(compareIds).map(async (id): Promise<NodeStatus> => {
+        const m = client.members.get(id);
+        const l = local.find((n) => n.id === id);
+        const status: NodeStatus = {
+          id,
+          role: m?.role ?? l?.role ?? 'storage',
+          state: m ? (m.state === 'ready' ? 'up' : m.state) : 'down',
+          address: m?.address ?? null,
+          pid: m?.pid ?? (m ? null : null),
+          capacity: m?.capacity ?? l?.capacity ?? 1,
+        };
+        if (status.role === 'storage') {
+          Object.assign(status, { partitions: 0, keys: 0, bytes: 0 });
+          if (m && m.state === 'ready') Object.assign(status, await storageStats(m.address, secret));
+        }
+        return status;
+      }),
+    );
+    const namespaces = client.namespaces().map((name): NamespaceStatus => {
+      const t = client.catalog.table(name);
+      return { name, scheme: t.scheme, epoch: t.epoch, partitions: t.partitions().length };
+    });
+    const c = cluster.coordinator;
+    const coordinator = c.kind === 'embedded' ? `embedded ${c.host}:${c.port}` : `etcd ${c.endpoints.join(',')}`;
+    return { dir: dir.root, coordinator, nodes, namespaces };
+  } finally {
+    await client.close();
+  }
+}
+
+async function storageStats(address: string, secret: Uint8Array): Promise<{ partitions: number; keys: number; bytes: number }> {
+  const [host, port] = splitAddress(address);
+  const peer = new Peer({ host, port, secret, name: 'status', connectTimeoutMs: 2000 });
+  try {
+    const s = await peer.call<{ partitions: number; keys: number; bytes: number }>('node.stats', null, { timeoutMs: 3000 });
+    return { partitions: s.partitions, keys: s.keys, bytes: s.bytes };
+  } catch {
+    return { partitions: 0, keys: 0, bytes: 0 };
+  } finally {
+    peer.close();
+  }
+}
+
+/** The status as an aligned text table. */
+export function formatStatus(status: ClusterStatus): string {
+  const header = ['ID', 'ROLE', 'STATE', 'ADDRESS', 'PID', 'PARTITIONS', 'KEYS', 'BYTES'];
+  const rows = status.nodes.map((n) => [
+    n.id,
+    n.role,
+    n.state,
+    n.address ?? '-',
+    n.pid === null ? '-' : String(n.pid),
+    n.partitions === undefined ? '-' : String(n.partitions),
+    n.keys === undefined ? '-' : String(n.keys),
+    n.bytes === undefined ? '-' : formatBytes(n.bytes),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  const out = [`cluster ${status.dir} (coordinator: ${status.coordinator})`, line(header), ...rows.map(line)];
+  if (status.namespaces.length > 0) {
+    out.push('', 'namespaces:');
+    for (const ns of status.namespaces) out.push(`  ${ns.name}  ${ns.scheme}  ${ns.partitions} partitions  epoch ${ns.epoch}`);
+  }
+  return out.join('\n');
+}
+
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  if (n < 1024 ** 3) return `${(n / 1024 / 1024).toFixed(1)} MiB`;
+  return `${(n / 1024 ** 3).toFixed(2)} GiB`;
+}

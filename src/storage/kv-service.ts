@@ -1,0 +1,199 @@
+/**
+ * The key-value requests a storage node answers. Every request names a namespace; the node looks the key's partition
+ * up in its routing table and answers MOVED (with the current epoch and owner) for a partition it does not own, so a
+ * client with an old map is corrected rather than served from the wrong place.
+ *
+ *   kv.get    { ns, key, epoch? }                          -> { value, version } | null
+ *   kv.put    { ns, key, value, ifVersion?, epoch? }        -> { version }       (VERSION_CONFLICT on a failed condition)
+ *   kv.del    { ns, key, ifVersion?, epoch? }               -> { deleted }
+ *   kv.batch  { ns, ops: [{ op: 'put'|'del', key, value? }], epoch? } -> { versions }   (atomic; all keys on this node)
+ *   kv.scan   { ns, partition?, from?, after?, to?, limit, epoch? } -> { entries, next }
+ */
+import type { Catalog, RoutingTable, KeyPlace } from '../catalog/index.js';
+import { compareKeys } from '../partitioning/index.js';
+import {
+  InvalidArgumentError,
+  MovedError,
+  UnknownMethodError,
+  UnknownNamespaceError,
+  VersionConflictError,
+} from '../errors/index.js';
+import type { StorageEngine, Location, BatchOp, StoredEntry } from './engine.js';
+import { checkKey, checkValue, MAX_BATCH_OPS, MAX_SCAN_LIMIT } from './limits.js';
+
+type Params = Record<string, unknown>;
+
+/** A page of a scan, and where the next page starts (`null` when the partition or range is done). */
+export interface ScanPage {
+  entries: { key: string; value: unknown; version: number }[];
+  next: { after: string } | { from: string } | null;
+}
+
+export class KvService {
+  constructor(
+    private readonly nodeId: string,
+    private readonly engine: StorageEngine,
+    private readonly catalog: Catalog,
+  ) {}
+
+  /** Answers one request; the RPC server passes every `kv.*` method here. */
+  async handle(method: string, raw: unknown): Promise<unknown> {
+    const params = asParams(raw);
+    switch (method) {
+      case 'kv.get':
+        return this.get(params);
+      case 'kv.put':
+        return this.put(params);
+      case 'kv.del':
+        return this.del(params);
+      case 'kv.batch':
+        return this.batch(params);
+      case 'kv.scan':
+        return this.scan(params);
+      default:
+        throw new UnknownMethodError(`unknown method ${method}`);
+    }
+  }
+
+  private async get(p: Params): Promise<{ value: unknown; version: number } | null> {
+    const key = checkKey(p.key);
+    const { location } = await this.route(p, key);
+    const e = this.engine.get(location, key);
+    return e ? { value: e.value, version: e.version } : null;
+  }
+
+  private async put(p: Params): Promise<{ version: number }> {
+    const key = checkKey(p.key);
+    const valueBytes = checkValue(p.value);
+    const ifVersion = optionalVersion(p.ifVersion);
+    const { location } = await this.route(p, key);
+    const r = await this.engine.put(location, key, p.value, { ifVersion, valueBytes });
+    if (!r.ok) throw this.conflict(location, key, ifVersion!);
+    return { version: r.version };
+  }
+
+  private async del(p: Params): Promise<{ deleted: boolean }> {
+    const key = checkKey(p.key);
+    const ifVersion = optionalVersion(p.ifVersion);
+    const { location } = await this.route(p, key);
+    if (ifVersion !== undefined) {
+      const current = this.engine.get(location, key);
+      if (!current || current.version !== ifVersion) throw this.conflict(location, key, ifVersion);
+    }
+    return { deleted: await this.engine.delete(location, key, { ifVersion }) };
+  }
+
+  private async batch(p: Params): Promise<{ versions: number[] }> {
+    if (!Array.isArray(p.ops) || p.ops.length === 0 || p.ops.length > MAX_BATCH_OPS) {
+      throw new InvalidArgumentError(`ops must be an array of 1 to ${MAX_BATCH_OPS} operations`);
+    }
+    // Validate and route everything first: a batch is applied whole or not at all.
+    const ops: BatchOp[] = [];
+    for (const raw of p.ops as unknown[]) {
+      const op = asParams(raw);
+      const key = checkKey(op.key);
+      const { location } = await this.route(p, key);
+      if (op.op === 'put') {
+        checkValue(op.value);
+        ops.push({ type: 'put', location, key, value: op.value });
+      } else if (op.op === 'del') {
+        ops.push({ type: 'delete', location, key });
+      } else {
+        throw new InvalidArgumentError(`batch op must be 'put' or 'del', not ${JSON.stringify(op.op)}`);
+      }
+    }
+    return { versions: await this.engine.batch(ops) };
+  }
+
+  private async scan(p: Params): Promise<ScanPage> {
+    const limit = p.limit === undefined ? 1000 : p.limit;
+    if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > MAX_SCAN_LIMIT) {
+      throw new InvalidArgumentError(`limit must be an integer from 1 to ${MAX_SCAN_LIMIT}`);
+    }
+    const to = p.to === undefined || p.to === null ? null : checkKey(p.to);
+    const after = p.after === undefined ? undefined : checkKey(p.after);
+    const table = await this.tableFor(p);
+    if (table.scheme === 'hash') {
+      const slot = p.partition;
+      if (typeof slot !== 'number' || !Number.isInteger(slot) || slot < 0 || slot >= (table.record.slotCount ?? 0)) {
+        throw new InvalidArgumentError('scan of a hash namespace needs the slot as partition');
+      }
+      this.checkOwner(table, slot);
+      const from = p.from === undefined ? undefined : checkKey(p.from);
+      const location: Location = { namespace: table.name, partition: slot, slot };
+      const entries = this.engine.scan(location, { start: from, end: to, after, limit });
+      return page(entries, limit, null);
+    }
+    // Range namespace: serve the part of [from, to) that lies in the range holding the first key asked for.
+    const from = p.from === undefined || p.from === '' ? '' : checkKey(p.from);
+    const first = after ?? from;
+    const range = table.rangesFor(first, null)[0]!;
+    this.checkOwner(table, range.id);
+    const end = range.end === null ? to : to === null ? range.end : compareKeys(to, range.end) < 0 ? to : range.end;
+    const location: Location = { namespace: table.name, partition: range.id };
+    const entries = this.engine.scan(location, { start: compareKeys(from, range.start) < 0 ? range.start : from, end, after, limit });
+    const rangeDone = range.end === null || (to !== null && compareKeys(to, range.end) <= 0) ? null : { from: range.end };
+    return page(entries, limit, rangeDone);
+  }
+
+  /** The routing table the request is checked against (re-read when the caller has seen a newer epoch). */
+  private async tableFor(p: Params): Promise<RoutingTable> {
+    const ns = p.ns;
+    if (typeof ns !== 'string') throw new InvalidArgumentError('ns (the namespace) must be a string');
+    let table = this.catalog.find(ns);
+    const epoch = typeof p.epoch === 'number' ? p.epoch : 0;
+    if (!table || table.epoch < epoch) table = await this.catalog.refresh(ns);
+    if (!table) throw new UnknownNamespaceError(`namespace ${JSON.stringify(ns)} does not exist`, { details: { namespace: ns } });
+    return table;
+  }
+
+  private async route(p: Params, key: string): Promise<{ table: RoutingTable; place: KeyPlace; location: Location }> {
+    const table = await this.tableFor(p);
+    const place = table.place(key);
+    this.checkOwner(table, place.partition);
+    const location: Location =
+      place.slot === undefined
+        ? { namespace: table.name, partition: place.partition }
+        : { namespace: table.name, partition: place.partition, slot: place.slot };
+    return { table, place, location };
+  }
+
+  private checkOwner(table: RoutingTable, partition: number): void {
+    const owner = table.ownerOf(partition);
+    if (owner !== this.nodeId) {
+      throw new MovedError(`${table.name} partition ${partition} is owned by ${owner ?? 'nobody'}`, {
+        details: { namespace: table.name, partition, epoch: table.epoch, owner: owner ?? null },
+      });
+    }
+  }
+
+  private conflict(location: Location, key: string, expected: number): VersionConflictError {
+    const actual = this.engine.get(location, key)?.version ?? 0;
+    return new VersionConflictError(`${key}: expected version ${expected}, found ${actual}`, {
+      details: { key, expected, actual },
+    });
+  }
+}
+
+function page(entries: StoredEntry[], limit: number, whenDone: { from: string } | null): ScanPage {
+  const full = entries.length >= limit;
+  return {
+    entries: entries.map((e) => ({ key: e.key, value: e.value, version: e.version })),
+    next: full ? { after: entries[entries.length - 1]!.key } : whenDone,
+  };
+}
+
+function asParams(raw: unknown): Params {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new InvalidArgumentError('request parameters must be an object');
+  }
+  return raw as Params;
+}
+
+function optionalVersion(v: unknown): number | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) {
+    throw new InvalidArgumentError('ifVersion must be a non-negative integer (0: the key must not exist)');
+  }
+  return v;
+}
