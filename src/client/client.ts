@@ -3,7 +3,7 @@
  * the cluster as it changes — a MOVED answer refreshes the table and the request goes again; a node that is down is
  * waited for until the deadline. Requests to one node share one connection and are pipelined.
  */
-import { Catalog, type NamespaceOptions, type RoutingTable } from '../catalog/index.js';
+import { Catalog, checkKey, checkValue, MAX_BATCH_OPS, type NamespaceOptions, type RoutingTable } from '../keyspace/index.js';
 import type { Coordinator } from '../coordination/coordinator.js';
 import {
   ConnectionError,
@@ -113,7 +113,17 @@ export class ShardflowClient {
    * node. Resolves with the versions, in the order of `ops`.
    */
   async batch(namespace: string, ops: BatchOp[]): Promise<number[]> {
-    if (!Array.isArray(ops)) throw new InvalidArgumentError('ops must be an array');
+    if (!Array.isArray(ops) || ops.length > MAX_BATCH_OPS) {
+      throw new InvalidArgumentError(`ops must be an array of at most ${MAX_BATCH_OPS} operations`);
+    }
+    // Check every op before sending any: groups go to different nodes, so a bad op found by one node could not
+    // stop another group from being applied.
+    for (const op of ops) {
+      checkKey(op?.key);
+      if (op.op === 'put') checkValue(op.value);
+      else if (op.op !== 'del') throw new InvalidArgumentError(`batch op must be 'put' or 'del', not ${JSON.stringify((op as { op: unknown }).op)}`);
+    }
+    if (ops.length === 0) return [];
     const versions = new Array<number>(ops.length);
     let pending = ops.map((op, i) => ({ op, i }));
     const deadline = Date.now() + this.timeoutMs;
@@ -121,7 +131,6 @@ export class ShardflowClient {
       const table = await this.tableOf(namespace);
       const groups = new Map<string, typeof pending>();
       for (const item of pending) {
-        if (typeof item.op?.key !== 'string') throw new InvalidArgumentError('every batch op needs a string key');
         const owner = table.ownerOf(table.place(item.op.key).partition) ?? '';
         let g = groups.get(owner);
         if (!g) groups.set(owner, (g = []));

@@ -1,5 +1,5 @@
 /** Opening a client: from a cluster directory, or from a coordinator address and the secret. */
-import { Catalog } from '../catalog/index.js';
+import { Catalog } from '../keyspace/index.js';
 import { ClusterDir, type CoordinatorAddress } from '../config/cluster-dir.js';
 import type { Coordinator } from '../coordination/coordinator.js';
 import { createCoordinator } from '../coordination/index.js';

@@ -3,9 +3,8 @@
  * range, each page asking the owner of the range that holds the next key (so a split or a move between pages only
  * costs a redirect). Hash namespaces are walked slot after slot.
  */
-import type { RoutingTable } from '../catalog/index.js';
+import type { RoutingTable, ScanPage } from '../keyspace/index.js';
 import { InvalidArgumentError } from '../errors/index.js';
-import type { ScanPage } from '../storage/kv-service.js';
 
 export interface ScanOptions {
   /** First key (inclusive). */

@@ -63,7 +63,10 @@ export async function campaign(
       return leadership;
     }
     if (!result.ok && result.current) {
-      await untilGone(coordinator, key, result.current.revision, signal, (wake) => (interrupt = wake));
+      await untilGone(coordinator, key, result.current.revision, signal, (wake) => {
+        interrupt = wake;
+        if (leaseLost) wake();
+      });
       interrupt = undefined;
     }
   }
@@ -134,6 +137,7 @@ async function untilGone(
   );
   const onAbort = () => wake();
   signal?.addEventListener('abort', onAbort, { once: true });
+  if (signal?.aborted) wake();
   setInterrupt(wake); // Our lease's loss ends the wait: the campaign cannot win with it any more.
   try {
     const current = await coordinator.get(key);

@@ -54,6 +54,8 @@ interface RemoteWatch {
   readonly onError: ((error: Error) => void) | undefined;
   /** Newest revision delivered (or known to have nothing for us); undefined until the first answer or event. */
   lastSeen: number | undefined;
+  /** The store the revisions belong to (from the first subscription). */
+  storeId: string | undefined;
   /** The connection the server holds this watch on. */
   connection: Connection | undefined;
   stopPush: (() => void) | undefined;
@@ -142,6 +144,7 @@ export class RemoteCoordinator implements Coordinator, LeaseTransport {
       listener,
       onError: options.onError,
       lastSeen: from === undefined ? undefined : from - 1,
+      storeId: undefined,
       connection: undefined,
       stopPush: undefined,
       closed: false,
@@ -234,15 +237,18 @@ export class RemoteCoordinator implements Coordinator, LeaseTransport {
     w.stopPush = connection.onPush(WATCH_TOPIC_PREFIX + w.id, (payload) => this.deliver(w, payload));
     const params: Record<string, unknown> = { watchId: w.id, prefix: w.prefix };
     if (fromRevision !== undefined) params.fromRevision = fromRevision;
-    const { revision } = await connection.call<{ revision: number }>('coord.watch', params);
+    if (w.storeId !== undefined) params.storeId = w.storeId;
+    const answer = await connection.call<{ revision: number; storeId: string }>('coord.watch', params);
     // Nothing under the prefix changed up to `revision`, so a re-subscription may start after it.
-    w.lastSeen = Math.max(w.lastSeen ?? 0, revision);
+    w.lastSeen = Math.max(w.lastSeen ?? 0, answer.revision);
+    w.storeId = answer.storeId;
   }
 
   private resubscribeFailed(w: RemoteWatch, err: unknown): void {
     if (w.closed || w.connection?.isClosed) return; // The next connection tries again.
     if (err instanceof InvalidArgumentError) {
-      // The server no longer has the events since our last one (compacted): this watch cannot go on faithfully.
+      // The server no longer has the events since our last one (compacted, or it is a new store): this watch
+      // cannot go on faithfully.
       this.log.warn('watch cannot resume', { prefix: w.prefix, lastSeen: w.lastSeen, error: err.message });
       this.watches.delete(w.id);
       w.closed = true;

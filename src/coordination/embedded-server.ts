@@ -13,7 +13,7 @@
  * | `coord.cas`           | `{ key, expectedRevision, value, leaseId? }`  | `CasResult`                    |
  * | `coord.delete`        | `{ key }`                                     | `{ deleted }`                  |
  * | `coord.cad`           | `{ key, expectedRevision }`                   | `{ deleted }`                  |
- * | `coord.watch`         | `{ watchId, prefix, fromRevision? }`          | `{ revision }`                 |
+ * | `coord.watch`         | `{ watchId, prefix, fromRevision?, storeId? }`| `{ revision, storeId }`        |
  * | `coord.unwatch`       | `{ watchId }`                                 | `{ closed }`                   |
  * | `coord.lease.grant`   | `{ ttlMs }`                                   | `{ id, ttlMs }`                |
  * | `coord.lease.keepalive` | `{ id }`                                    | `{ found }`                    |
@@ -21,7 +21,9 @@
  *
  * A watch's events are pushed to the connection that made it, one `WatchEvent` per push on topic
  * `coord.watch.<watchId>` (the client picks the id, so it can listen before asking). The `coord.watch` answer's
- * `revision` is the one the watch is complete up to; replayed events arrive before it. Watches end with their
+ * `revision` is the one the watch is complete up to; replayed events arrive before it. A client resuming a watch
+ * passes the `storeId` it got before: if the store is another one now (a memory-only server restarted), revisions
+ * do not compare and the call fails with `InvalidArgumentError`. Watches end with their
  * connection; leases do not (they expire unless a reconnected client keeps them alive).
  *
  * @example
@@ -111,9 +113,10 @@ export class EmbeddedCoordinatorServer {
       case 'coord.cad':
         return { deleted: await store.compareAndDelete(str(p, 'key'), num(p, 'expectedRevision')) };
       case 'coord.watch':
-        return this.watch(connection, id(p, 'watchId'), str(p, 'prefix'), optNum(p, 'fromRevision'));
+        return this.watch(connection, id(p, 'watchId'), str(p, 'prefix'), optNum(p, 'fromRevision'), optId(p, 'storeId'));
       case 'coord.unwatch': {
-        const stop = this.watches.get(connection)?.get(id(p, 'watchId'));
+        const watchId = id(p, 'watchId');
+        const stop = this.watches.get(connection)?.get(watchId);
         stop?.();
         return { closed: stop !== undefined };
       }
@@ -128,7 +131,18 @@ export class EmbeddedCoordinatorServer {
     }
   }
 
-  private watch(connection: Connection, watchId: string, prefix: string, fromRevision?: number): { revision: number } {
+  private watch(
+    connection: Connection,
+    watchId: string,
+    prefix: string,
+    fromRevision: number | undefined,
+    storeId: string | undefined,
+  ): { revision: number; storeId: string } {
+    if (storeId !== undefined && storeId !== this.store.id) {
+      throw new InvalidArgumentError('the coordinator store was replaced: revisions from before do not apply', {
+        details: { storeId, current: this.store.id },
+      });
+    }
     let mine = this.watches.get(connection);
     if (!mine) {
       mine = new Map();
@@ -151,7 +165,7 @@ export class EmbeddedCoordinatorServer {
       close();
       owned.delete(watchId);
     });
-    return { revision };
+    return { revision, storeId: this.store.id };
   }
 }
 
@@ -188,6 +202,10 @@ function id(p: Params, name: string): string {
   return v;
 }
 
+function optId(p: Params, name: string): string | undefined {
+  return p[name] === undefined || p[name] === null ? undefined : id(p, name);
+}
+
 function leaseOf(p: Params): string | undefined {
-  return p.leaseId === undefined || p.leaseId === null ? undefined : id(p, 'leaseId');
+  return optId(p, 'leaseId');
 }

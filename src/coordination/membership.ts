@@ -141,14 +141,15 @@ class Registration implements NodeRegistration {
 
   async register(): Promise<void> {
     const lease = await this.coordinator.grantLease(this.ttlMs);
+    // Before the put: whoever sees the record must find this lease on the registration already.
+    this.leaseValue = lease;
+    lease.onLost((reason) => this.lost(lease, reason));
     try {
       await this.coordinator.put(memberKey(this.id), JSON.stringify(this.current), { lease });
     } catch (err) {
       await lease.revoke().catch(() => {});
       throw err;
     }
-    this.leaseValue = lease;
-    lease.onLost((reason) => this.lost(lease, reason));
   }
 
   update(changes: MemberChanges): Promise<void> {

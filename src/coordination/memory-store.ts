@@ -69,6 +69,7 @@ export class MemoryStore {
   private readonly log: Logger;
   private closed = false;
   private retryTimer: NodeJS.Timeout | undefined;
+  private storeId = randomBytes(8).toString('hex');
 
   private constructor(options: MemoryStoreOptions) {
     this.historyLimit = options.historyLimit ?? 10_000;
@@ -86,6 +87,14 @@ export class MemoryStore {
     const snapshot = await store.file?.load();
     if (snapshot) await store.restore(snapshot);
     return store;
+  }
+
+  /**
+   * This store's identity, kept in its file. A memory-only store gets a new one each start: its revisions begin
+   * again at 0, so a watcher resuming "from revision r" of the old store must be told it cannot.
+   */
+  get id(): string {
+    return this.storeId;
   }
 
   /** The global revision: that of the newest change. */
@@ -262,8 +271,10 @@ export class MemoryStore {
 
   private record(event: WatchEvent): void {
     this.history.push(event);
-    // Trim in chunks: shifting one element per change would make every write O(history).
-    if (this.history.length > this.historyLimit + 1024) this.history = this.history.slice(-this.historyLimit);
+    // Trim in chunks of 1/8: shifting one element per change would make every write O(history).
+    if (this.history.length > this.historyLimit + Math.ceil(this.historyLimit / 8)) {
+      this.history = this.history.slice(-this.historyLimit);
+    }
   }
 
   /** Makes `revision` durable (when there is a file), then publishes it; resolves with `revision`. */
@@ -327,6 +338,7 @@ export class MemoryStore {
   private snapshot(): Snapshot {
     return {
       format: 1,
+      storeId: this.storeId,
       revision: this.rev,
       entries: this.sorted.map((k) => {
         const e = this.entries.get(k)!;
@@ -337,6 +349,7 @@ export class MemoryStore {
   }
 
   private async restore(snapshot: Snapshot): Promise<void> {
+    this.storeId = snapshot.storeId;
     this.rev = snapshot.revision;
     // The history must end at the revision and have no gap, or replays would be wrong; without it they are refused.
     const h = snapshot.history;

@@ -13,6 +13,8 @@ import type { WatchEvent } from './coordinator.js';
 /** What the file holds. Leases are left out on purpose: their owners re-register after a restart. */
 export interface Snapshot {
   format: 1;
+  /** The store's identity: revisions are comparable only within one store. */
+  storeId: string;
   /** The store's global revision; it survives restarts so revisions never repeat. */
   revision: number;
   /** `[key, value, revision, leaseId or null]`, in key order. */
@@ -119,6 +121,7 @@ function isSnapshot(value: unknown): value is Snapshot {
   const v = value as Partial<Snapshot>;
   return (
     v.format === 1 &&
+    typeof v.storeId === 'string' &&
     typeof v.revision === 'number' &&
     Array.isArray(v.entries) &&
     v.entries.every(

@@ -9,7 +9,7 @@
  *   kv.batch  { ns, ops: [{ op: 'put'|'del', key, value? }], epoch? } -> { versions }   (atomic; all keys on this node)
  *   kv.scan   { ns, partition?, from?, after?, to?, limit, epoch? } -> { entries, next }
  */
-import type { Catalog, RoutingTable, KeyPlace } from '../catalog/index.js';
+import type { Catalog, RoutingTable, KeyPlace, ScanPage } from '../keyspace/index.js';
 import { compareKeys } from '../partitioning/index.js';
 import {
   InvalidArgumentError,
@@ -19,15 +19,10 @@ import {
   VersionConflictError,
 } from '../errors/index.js';
 import type { StorageEngine, Location, BatchOp, StoredEntry } from './engine.js';
-import { checkKey, checkValue, MAX_BATCH_OPS, MAX_SCAN_LIMIT } from './limits.js';
+import { checkKey, checkValue, MAX_BATCH_OPS, MAX_SCAN_LIMIT } from '../keyspace/index.js';
 
 type Params = Record<string, unknown>;
 
-/** A page of a scan, and where the next page starts (`null` when the partition or range is done). */
-export interface ScanPage {
-  entries: { key: string; value: unknown; version: number }[];
-  next: { after: string } | { from: string } | null;
-}
 
 export class KvService {
   constructor(

@@ -3,7 +3,7 @@
  * the routing table (both halves stay on this node, and range keys are stored without their range id), so it moves
  * no data; moving a half elsewhere is the rebalancer's job.
  */
-import type { Catalog, RoutingTable } from '../catalog/index.js';
+import type { Catalog, RoutingTable } from '../keyspace/index.js';
 import { chooseSplitKey, shouldSplit } from '../partitioning/index.js';
 import type { Logger } from '../util/logger.js';
 import type { StorageEngine, Location } from './engine.js';

@@ -7,7 +7,7 @@
  * the engine after in-flight writes have committed.
  */
 import { mkdir } from 'node:fs/promises';
-import { Catalog } from '../catalog/index.js';
+import { Catalog } from '../keyspace/index.js';
 import type { Coordinator } from '../coordination/coordinator.js';
 import { registerNode, type NodeRegistration } from '../coordination/index.js';
 import { InvalidArgumentError, UnknownMethodError } from '../errors/index.js';
