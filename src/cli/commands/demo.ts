@@ -20,6 +20,7 @@ export function registerDemoCommand(program: Command): void {
     .option('--keep', 'leave the cluster running afterwards')
     .action(async (opts: { dir: string; keys: number; keep?: boolean }) => {
       const say = (line: string) => process.stdout.write(line + '\n');
+      await stopLocalCluster(opts.dir).catch(() => undefined); // a demo left running with --keep
       await rm(opts.dir, { recursive: true, force: true });
       say(`1. starting a local cluster in ${opts.dir}: 3 storage nodes, 1 compute node, embedded coordinator`);
       const t0 = Date.now();

@@ -1,0 +1,55 @@
+/**
+ * shardflow: a distributed computing system for Node.js — partitioned storage nodes, stateless compute nodes, and
+ * (coming) batch and stream processing on top. This is the one public entry; everything a user needs is exported
+ * here, and nothing else is a stable interface.
+ *
+ * @example
+ * ```ts
+ * import { startLocalCluster, connect, stopLocalCluster } from 'shardflow';
+ * await startLocalCluster({ dir: '.shardflow', storage: 3, compute: 1 });
+ * const client = await connect({ dir: '.shardflow' });
+ * await client.put('default', 'user:1', { name: 'Ada' });
+ * console.log(await client.get('default', 'user:1'));
+ * await client.close();
+ * await stopLocalCluster('.shardflow');
+ * ```
+ *
+ * @packageDocumentation
+ */
+export * from './errors/index.js';
+export { connect, ShardflowClient, type ConnectOptions, type BatchOp, type Entry, type ScanOptions, type ScanEntry } from './client/index.js';
+export { startLocalCluster, stopLocalCluster, restartLocalNode, type UpOptions, type LocalCluster } from './cluster/local-cluster.js';
+export { clusterStatus, type ClusterStatus, type NodeStatus, type NamespaceStatus } from './cluster/status.js';
+export {
+  createCoordinator,
+  registerNode,
+  watchMembers,
+  EmbeddedCoordinatorServer,
+  type CoordinatorConfig,
+  type Coordinator,
+  type Entry as CoordinatorEntry,
+  type Lease,
+  type Leadership,
+  type Watch,
+  type WatchEvent,
+  type MemberEvent,
+  type MemberInfo,
+} from './coordination/index.js';
+export { StorageNode, type StorageNodeOptions, type StorageStats } from './storage/storage-node.js';
+export { ComputeNode, type ComputeNodeOptions } from './compute/compute-node.js';
+export { RoutingTable, type NamespaceOptions, type Scheme } from './keyspace/index.js';
+export {
+  keySlot,
+  hashTag,
+  hash64,
+  DEFAULT_SLOT_COUNT,
+  RangeMap,
+  compareKeys,
+  planAssignment,
+  initialAssignment,
+  type Range,
+  type Plan,
+  type Move,
+  type PlannerNode,
+} from './partitioning/index.js';
+export { RpcServer, connect as connectWire, Peer, type Connection } from './wire/index.js';
