@@ -1,8 +1,9 @@
-/** `shardflow up`, `down` and `status`: a local cluster's life and what it looks like now. */
+/**
+ * `shardflow up`, `down` and `status`: a local cluster's life and what it looks like now. Implementations load on
+ * use, so `--help` and usage errors answer at once.
+ */
 import type { Command } from 'commander';
 import { DEFAULT_CLUSTER_DIR } from '../../config/cluster-dir.js';
-import { startLocalCluster, stopLocalCluster } from '../../cluster/local-cluster.js';
-import { clusterStatus, formatStatus } from '../../cluster/status.js';
 import { parseCount } from '../options.js';
 
 export function registerClusterCommands(program: Command): void {
@@ -14,6 +15,8 @@ export function registerClusterCommands(program: Command): void {
     .option('--dir <dir>', 'cluster directory', DEFAULT_CLUSTER_DIR)
     .option('--detach', 'return once every node is ready, leaving the cluster running')
     .action(async (opts: { storage: number; compute: number; dir: string; detach?: boolean }) => {
+      const { startLocalCluster, stopLocalCluster } = await import('../../cluster/local-cluster.js');
+      const { clusterStatus, formatStatus } = await import('../../cluster/status.js');
       const cluster = await startLocalCluster({ dir: opts.dir, storage: opts.storage, compute: opts.compute });
       const status = await clusterStatus(opts.dir);
       process.stdout.write(formatStatus(status) + '\n');
@@ -37,6 +40,7 @@ export function registerClusterCommands(program: Command): void {
     .description('stop the local cluster in --dir (nodes first, cleanly; data is kept)')
     .option('--dir <dir>', 'cluster directory', DEFAULT_CLUSTER_DIR)
     .action(async (opts: { dir: string }) => {
+      const { stopLocalCluster } = await import('../../cluster/local-cluster.js');
       const outcome = await stopLocalCluster(opts.dir);
       for (const [id, what] of Object.entries(outcome)) process.stdout.write(`${id}: ${what}\n`);
     });
@@ -47,6 +51,7 @@ export function registerClusterCommands(program: Command): void {
     .option('--dir <dir>', 'cluster directory', DEFAULT_CLUSTER_DIR)
     .option('--json', 'print JSON: {"nodes": [...], "namespaces": [...]}')
     .action(async (opts: { dir: string; json?: boolean }) => {
+      const { clusterStatus, formatStatus } = await import('../../cluster/status.js');
       const status = await clusterStatus(opts.dir);
       process.stdout.write((opts.json ? JSON.stringify(status, null, 2) : formatStatus(status)) + '\n');
     });

@@ -5,9 +5,6 @@
 import type { Command } from 'commander';
 import { rm } from 'node:fs/promises';
 import { SingleBar, Presets } from 'cli-progress';
-import { startLocalCluster, stopLocalCluster } from '../../cluster/local-cluster.js';
-import { clusterStatus, formatStatus } from '../../cluster/status.js';
-import { connect } from '../../client/index.js';
 import { InternalError } from '../../errors/index.js';
 import { parseCount } from '../options.js';
 
@@ -19,6 +16,9 @@ export function registerDemoCommand(program: Command): void {
     .option('--keys <n>', 'sample keys to load', parseCount('--keys', 1, 10_000_000), 20_000)
     .option('--keep', 'leave the cluster running afterwards')
     .action(async (opts: { dir: string; keys: number; keep?: boolean }) => {
+      const { startLocalCluster, stopLocalCluster } = await import('../../cluster/local-cluster.js');
+      const { clusterStatus, formatStatus } = await import('../../cluster/status.js');
+      const { connect } = await import('../../client/index.js');
       const say = (line: string) => process.stdout.write(line + '\n');
       await stopLocalCluster(opts.dir).catch(() => undefined); // a demo left running with --keep
       await rm(opts.dir, { recursive: true, force: true });

@@ -6,7 +6,7 @@ import { createInterface } from 'node:readline';
 import { once } from 'node:events';
 import { SingleBar, Presets } from 'cli-progress';
 import { DEFAULT_CLUSTER_DIR } from '../../config/cluster-dir.js';
-import { connect, type ShardflowClient, type BatchOp } from '../../client/index.js';
+import type { ShardflowClient, BatchOp } from '../../client/index.js';
 import { InvalidArgumentError } from '../../errors/index.js';
 import { parseCount, parseValue } from '../options.js';
 
@@ -16,6 +16,7 @@ interface Common {
 }
 
 async function withClient<T>(opts: Common, work: (client: ShardflowClient) => Promise<T>): Promise<T> {
+  const { connect } = await import('../../client/index.js');
   const client = await connect({ dir: opts.dir, name: 'cli' });
   try {
     return await work(client);

@@ -7,9 +7,6 @@ import { join } from 'node:path';
 import { mkdir, writeFile, rm } from 'node:fs/promises';
 import { ClusterDir, DEFAULT_CLUSTER_DIR, type CoordinatorAddress } from '../../config/cluster-dir.js';
 import { announceReady } from '../../cluster/spawn.js';
-import { createCoordinator, EmbeddedCoordinatorServer } from '../../coordination/index.js';
-import { ComputeNode } from '../../compute/compute-node.js';
-import { StorageNode } from '../../storage/storage-node.js';
 import { ConfigError, InvalidArgumentError } from '../../errors/index.js';
 import { readSecretFile } from '../../wire/index.js';
 import { parseHostPort, parsePositive } from '../options.js';
@@ -74,6 +71,9 @@ export function registerNodeCommands(program: Command): void {
       const dataDir = opts.data ?? dir?.nodeDataDir(opts.id);
       if (opts.role === 'storage' && !dataDir) throw new ConfigError('a storage node needs --data or --dir');
       const secret = await readSecretFile(secretPath);
+      const { createCoordinator } = await import('../../coordination/index.js');
+      const { StorageNode } = await import('../../storage/storage-node.js');
+      const { ComputeNode } = await import('../../compute/compute-node.js');
       const coordinator =
         address.kind === 'embedded'
           ? await createCoordinator({ kind: 'embedded', host: address.host, port: address.port, secret })
@@ -107,6 +107,7 @@ export function registerNodeCommands(program: Command): void {
       const cluster = await dir.readCluster();
       if (cluster.coordinator.kind !== 'embedded') throw new ConfigError(`${dir.root} does not use the embedded coordinator`);
       await mkdir(dir.coordinatorDir, { recursive: true });
+      const { EmbeddedCoordinatorServer } = await import('../../coordination/index.js');
       const server = new EmbeddedCoordinatorServer({
         secret: await dir.readSecret(),
         dataFile: join(dir.coordinatorDir, 'state.json'),
