@@ -1,5 +1,6 @@
 /** Parsers for command-line values: each rejects bad input with an InvalidArgumentError naming the option. */
 import { InvalidArgumentError } from '../errors/index.js';
+import type { CoordinatorAddress } from '../config/cluster-dir.js';
 
 export function parseCount(name: string, min = 0, max = 64): (value: string) => number {
   return (value: string) => {
@@ -40,3 +41,19 @@ export function parseValue(text: string, forceString: boolean): unknown {
     return text;
   }
 }
+
+/** `embedded://host:port` or `etcd://h1:2379,h2:2379[/prefix]`. */
+export function parseCoordinatorUrl(text: string): CoordinatorAddress {
+  const embedded = /^embedded:\/\/([^/]+):(\d+)$/.exec(text);
+  if (embedded) return { kind: 'embedded', host: embedded[1]!, port: Number(embedded[2]) };
+  const etcd = /^etcd:\/\/([^/]+)(\/.*)?$/.exec(text);
+  if (etcd) {
+    return {
+      kind: 'etcd',
+      endpoints: etcd[1]!.split(',').map((e) => (e.startsWith('http') ? e : `http://${e}`)),
+      ...(etcd[2] ? { prefix: etcd[2] } : {}),
+    };
+  }
+  throw new InvalidArgumentError(`--coordinator must be embedded://host:port or etcd://host:port[,host:port...], not ${text}`);
+}
+

@@ -8,7 +8,14 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { ClusterDir, compareIds, type ClusterFile, type LocalNodeFile, type NodeRole } from '../config/cluster-dir.js';
+import {
+  ClusterDir,
+  compareIds,
+  type ClusterFile,
+  type CoordinatorAddress,
+  type LocalNodeFile,
+  type NodeRole,
+} from '../config/cluster-dir.js';
 import { ConfigError, InvalidArgumentError } from '../errors/index.js';
 import { generateSecretFile } from '../wire/index.js';
 import { join } from 'node:path';
@@ -21,11 +28,17 @@ export interface UpOptions {
   compute: number;
   /** Namespace created when the cluster is first started (default `default`, hash). */
   defaultNamespace?: string | false;
+  /**
+   * An external coordinator (etcd) for a new cluster directory; without it the cluster runs its own embedded
+   * coordinator process.
+   */
+  coordinator?: CoordinatorAddress;
 }
 
 export interface LocalCluster {
   dir: ClusterDir;
-  coordinatorPid: number;
+  /** The embedded coordinator's process (absent with etcd). */
+  coordinatorPid?: number;
   nodes: LocalNodeFile[];
 }
 
@@ -57,17 +70,16 @@ export async function startLocalCluster(options: UpOptions): Promise<LocalCluste
     if (!existsSync(dir.secretFile)) await generateSecretFile(dir.secretFile);
     const file: ClusterFile = {
       version: 1,
-      coordinator: { kind: 'embedded', host: '127.0.0.1', port: 0 },
+      coordinator: options.coordinator ?? { kind: 'embedded', host: '127.0.0.1', port: 0 },
       createdAt: new Date().toISOString(),
     };
     await dir.writeCluster(file);
   }
   const cluster = await dir.readCluster();
-  if (cluster.coordinator.kind !== 'embedded') {
-    throw new ConfigError(`${dir.root} uses an external coordinator; start its nodes with 'shardflow node'`);
+  if (!fresh && options.coordinator && JSON.stringify(options.coordinator) !== JSON.stringify(cluster.coordinator)) {
+    throw new ConfigError(`${dir.root} already belongs to a cluster with another coordinator`);
   }
-
-  const coordinatorPid = await ensureCoordinator(dir);
+  const coordinatorPid = cluster.coordinator.kind === 'embedded' ? await ensureCoordinator(dir) : undefined;
 
   // Nodes this directory already knows are restarted; more are added to reach the asked-for counts.
   const known = await dir.listNodes();

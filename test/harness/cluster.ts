@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { restartLocalNode, startLocalCluster, stopLocalCluster } from '../../src/cluster/local-cluster.js';
 import { isAlive } from '../../src/cluster/spawn.js';
-import { ClusterDir } from '../../src/config/cluster-dir.js';
+import { ClusterDir, type CoordinatorAddress } from '../../src/config/cluster-dir.js';
 import { connect, type ShardflowClient } from '../../src/client/index.js';
 import { openCoordinator } from '../../src/client/connect.js';
 import { watchMembers, type MemberEvent } from '../../src/coordination/index.js';
@@ -27,11 +27,15 @@ export interface TestCluster {
   stop(): Promise<void>;
 }
 
-export async function startTestCluster(options: { storage: number; compute?: number }): Promise<TestCluster> {
+export async function startTestCluster(options: {
+  storage: number;
+  compute?: number;
+  coordinator?: CoordinatorAddress;
+}): Promise<TestCluster> {
   const dir = await mkdtemp(join(tmpdir(), 'sf-cluster-'));
   const clients: ShardflowClient[] = [];
   try {
-    await startLocalCluster({ dir, storage: options.storage, compute: options.compute ?? 0 });
+    await startLocalCluster({ dir, storage: options.storage, compute: options.compute ?? 0, coordinator: options.coordinator });
   } catch (err) {
     await stopLocalCluster(dir).catch(() => undefined);
     await rm(dir, { recursive: true, force: true });

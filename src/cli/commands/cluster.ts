@@ -4,7 +4,7 @@
  */
 import type { Command } from 'commander';
 import { DEFAULT_CLUSTER_DIR } from '../../config/cluster-dir.js';
-import { parseCount } from '../options.js';
+import { parseCount, parseCoordinatorUrl } from '../options.js';
 
 export function registerClusterCommands(program: Command): void {
   program
@@ -14,10 +14,12 @@ export function registerClusterCommands(program: Command): void {
     .option('--compute <n>', 'compute nodes', parseCount('--compute', 0), 1)
     .option('--dir <dir>', 'cluster directory', DEFAULT_CLUSTER_DIR)
     .option('--detach', 'return once every node is ready, leaving the cluster running')
-    .action(async (opts: { storage: number; compute: number; dir: string; detach?: boolean }) => {
+    .option('--coordinator <url>', 'use an external etcd (etcd://host:port,...) instead of an embedded coordinator')
+    .action(async (opts: { storage: number; compute: number; dir: string; detach?: boolean; coordinator?: string }) => {
+      const coordinator = opts.coordinator ? parseCoordinatorUrl(opts.coordinator) : undefined;
       const { startLocalCluster, stopLocalCluster } = await import('../../cluster/local-cluster.js');
       const { clusterStatus, formatStatus } = await import('../../cluster/status.js');
-      const cluster = await startLocalCluster({ dir: opts.dir, storage: opts.storage, compute: opts.compute });
+      const cluster = await startLocalCluster({ dir: opts.dir, storage: opts.storage, compute: opts.compute, coordinator });
       const status = await clusterStatus(opts.dir);
       process.stdout.write(formatStatus(status) + '\n');
       if (opts.detach) {

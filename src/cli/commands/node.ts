@@ -5,11 +5,11 @@
 import type { Command } from 'commander';
 import { join } from 'node:path';
 import { mkdir, writeFile, rm } from 'node:fs/promises';
-import { ClusterDir, DEFAULT_CLUSTER_DIR, type CoordinatorAddress } from '../../config/cluster-dir.js';
+import { ClusterDir, DEFAULT_CLUSTER_DIR } from '../../config/cluster-dir.js';
 import { announceReady } from '../../cluster/spawn.js';
 import { ConfigError, InvalidArgumentError } from '../../errors/index.js';
 import { readSecretFile } from '../../wire/index.js';
-import { parseHostPort, parsePositive } from '../options.js';
+import { parseCoordinatorUrl, parseHostPort, parsePositive } from '../options.js';
 import { createLogger } from '../../util/logger.js';
 
 interface NodeOptions {
@@ -30,21 +30,6 @@ function untilSignal(): Promise<string> {
     process.once('SIGINT', () => resolve('SIGINT'));
     process.once('SIGTERM', () => resolve('SIGTERM'));
   });
-}
-
-/** `embedded://host:port` or `etcd://h1:2379,h2:2379[/prefix]`. */
-export function parseCoordinatorUrl(text: string): CoordinatorAddress {
-  const embedded = /^embedded:\/\/([^/]+):(\d+)$/.exec(text);
-  if (embedded) return { kind: 'embedded', host: embedded[1]!, port: Number(embedded[2]) };
-  const etcd = /^etcd:\/\/([^/]+)(\/.*)?$/.exec(text);
-  if (etcd) {
-    return {
-      kind: 'etcd',
-      endpoints: etcd[1]!.split(',').map((e) => (e.startsWith('http') ? e : `http://${e}`)),
-      ...(etcd[2] ? { prefix: etcd[2] } : {}),
-    };
-  }
-  throw new InvalidArgumentError(`--coordinator must be embedded://host:port or etcd://host:port[,host:port...], not ${text}`);
 }
 
 export function registerNodeCommands(program: Command): void {
