@@ -33,7 +33,10 @@ export interface WatchEvent {
   key: string;
   /** The new value (for `put`). */
   value?: string;
-  /** The revision of this change. */
+  /**
+   * The revision of this change. The embedded coordinator gives every key change its own revision; etcd deletes
+   * all keys of an expired or revoked lease in one revision, so there several delete events may share one.
+   */
   revision: number;
 }
 

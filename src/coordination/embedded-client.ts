@@ -72,6 +72,8 @@ export class RemoteCoordinator implements Coordinator, LeaseTransport {
   private nextWatchId = 1;
   private reconnecting = false;
   private closed = false;
+  /** The newest connection the peer opened. */
+  private connection: Connection | undefined;
 
   constructor(options: RemoteCoordinatorOptions) {
     this.log = options.logger ?? createLogger('coordinator-client');
@@ -192,17 +194,14 @@ export class RemoteCoordinator implements Coordinator, LeaseTransport {
   }
 
   /** @internal One call with network failures turned into {@link CoordinatorError}. */
-  call<T>(method: string, params: unknown, timeoutMs?: number): Promise<T> {
+  async call<T>(method: string, params: unknown, timeoutMs?: number): Promise<T> {
     this.checkOpen();
     return this.wrap(this.peer.call<T>(method, params, timeoutMs === undefined ? undefined : { timeoutMs }));
   }
 
   /** @internal */
   resetConnection(reason: string): void {
-    this.peer.get().then(
-      (c) => c.close(reason),
-      () => {},
-    );
+    if (this.connection && !this.connection.isClosed) this.connection.close(reason);
   }
 
   private checkOpen(): void {
@@ -221,6 +220,7 @@ export class RemoteCoordinator implements Coordinator, LeaseTransport {
   }
 
   private onConnection(connection: Connection): void {
+    this.connection = connection;
     connection.once('close', () => {
       if (!this.closed && this.watches.size > 0) void this.reconnect();
     });

@@ -77,12 +77,17 @@ export class EmbeddedCoordinatorServer {
     return this.storeValue;
   }
 
-  /** Loads the data file (if any), then listens; port 0 picks a free port. Resolves with the bound address. */
+  /**
+   * Loads the data file (if any), then listens; port 0 picks a free port. Resolves with the bound address. May be
+   * called again after it failed (say the port was taken); the store is loaded once.
+   */
   async listen(port = 0, host = '127.0.0.1'): Promise<{ host: string; port: number }> {
-    const storeOptions: MemoryStoreOptions = { logger: this.log };
-    if (this.options.dataFile !== undefined) storeOptions.path = this.options.dataFile;
-    if (this.options.historyLimit !== undefined) storeOptions.historyLimit = this.options.historyLimit;
-    this.storeValue = await MemoryStore.open(storeOptions);
+    if (!this.storeValue) {
+      const storeOptions: MemoryStoreOptions = { logger: this.log };
+      if (this.options.dataFile !== undefined) storeOptions.path = this.options.dataFile;
+      if (this.options.historyLimit !== undefined) storeOptions.historyLimit = this.options.historyLimit;
+      this.storeValue = await MemoryStore.open(storeOptions);
+    }
     const address = await this.rpc.listen(port, host);
     this.log.info('coordinator listening', { ...address, dataFile: this.options.dataFile, revision: this.store.revision });
     return address;

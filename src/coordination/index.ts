@@ -13,13 +13,12 @@ import { InvalidArgumentError } from '../errors/index.js';
 import type { Logger } from '../util/logger.js';
 import type { Coordinator } from './coordinator.js';
 import { RemoteCoordinator } from './embedded-client.js';
-import { EtcdCoordinator } from './etcd-coordinator.js';
 
 export type { CasResult, Coordinator, Entry, Lease, Leadership, Watch, WatchEvent } from './coordinator.js';
 export { MemoryStore, type MemoryStoreOptions } from './memory-store.js';
 export { EmbeddedCoordinatorServer, type EmbeddedCoordinatorServerOptions } from './embedded-server.js';
 export { RemoteCoordinator, type RemoteCoordinatorOptions } from './embedded-client.js';
-export { EtcdCoordinator, type EtcdCoordinatorOptions } from './etcd-coordinator.js';
+export type { EtcdCoordinator, EtcdCoordinatorOptions } from './etcd-coordinator.js';
 export { campaign, leader } from './election.js';
 export {
   registerNode,
@@ -59,6 +58,8 @@ export async function createCoordinator(config: CoordinatorConfig): Promise<Coor
     }
     case 'etcd': {
       const { kind: _kind, ...options } = config;
+      // Loaded on use: the etcd client (gRPC, protobuf) costs every process ~0.4 s of start-up otherwise.
+      const { EtcdCoordinator } = await import('./etcd-coordinator.js');
       return new EtcdCoordinator(options);
     }
     default:

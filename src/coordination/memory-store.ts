@@ -7,20 +7,24 @@
  * the event of revision r sits at index `r - history[0].revision`.
  *
  * With a file, a mutation's promise resolves only once a save that includes it is durable, and watchers see an
- * event only after that too: nobody can observe a revision that a crash would take back (and later reuse).
+ * event only after that too: no writer or watcher acts on a revision that a crash would take back (and later
+ * reuse). Reads (`get`, `list`) do see a change at once, durable or not; a save rewrites the whole state, which
+ * suits cluster metadata (kilobytes to a few megabytes), not bulk data.
  *
  * @example
  * ```ts
  * const store = await MemoryStore.open({ path: '/var/lib/shardflow/coordinator.json' });
  * const lease = store.grantLease(1000);
  * await store.put('/shardflow/members/n1', '{}', lease.id);
- * const stop = store.watch('/shardflow/members/', (e) => console.log(e.type, e.key));
+ * const watch = store.watch('/shardflow/members/', (e) => console.log(e.type, e.key));
+ * watch.close();
  * ```
  */
 import { randomBytes } from 'node:crypto';
 import { CoordinatorError, InvalidArgumentError } from '../errors/index.js';
 import { createLogger, type Logger } from '../util/logger.js';
 import type { CasResult, Entry, WatchEvent } from './coordinator.js';
+import { compareKeys, lowerBound } from './key-order.js';
 import { SnapshotFile, type Snapshot } from './snapshot-file.js';
 import { checkKey, checkPrefix, checkRevision, checkTtl, checkValue } from './validate.js';
 
@@ -375,34 +379,4 @@ function toEntry(key: string, stored: Stored): Entry {
   const entry: Entry = { key, value: stored.value, revision: stored.revision };
   if (stored.leaseId !== undefined) entry.leaseId = stored.leaseId;
   return entry;
-}
-
-/**
- * Orders strings by code point, which is UTF-8 byte order (etcd's), unlike `<` on UTF-16 units: the shift moves
- * surrogates (astral characters) above U+E000..U+FFFF.
- */
-export function compareKeys(a: string, b: string): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) {
-    const x = a.charCodeAt(i);
-    const y = b.charCodeAt(i);
-    if (x !== y) return fix(x) - fix(y);
-  }
-  return a.length - b.length;
-}
-
-function fix(unit: number): number {
-  return unit >= 0xd800 ? (unit >= 0xe000 ? unit - 0x800 : unit + 0x2000) : unit;
-}
-
-/** First index whose key is not below `key`. */
-function lowerBound(sorted: string[], key: string): number {
-  let lo = 0;
-  let hi = sorted.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (compareKeys(sorted[mid]!, key) < 0) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
 }
