@@ -176,6 +176,14 @@ export class ShardflowClient {
           if (!this.shouldRetry(err, Number.POSITIVE_INFINITY, true)) throw err;
           await this.afterFailure(ns, err);
         },
+        openSnapshot: async (owner) => {
+          const peer = await this.peerFor(owner, Date.now() + this.timeoutMs);
+          return (await peer.call<{ id: string }>('kv.snapshot.open', {}, { timeoutMs: this.timeoutMs })).id;
+        },
+        closeSnapshot: async (owner, id) => {
+          const peer = await this.peerFor(owner, Date.now() + this.timeoutMs);
+          await peer.call('kv.snapshot.close', { id }, { timeoutMs: this.timeoutMs });
+        },
       },
       namespace,
       options,

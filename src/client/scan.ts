@@ -15,6 +15,11 @@ export interface ScanOptions {
   limit?: number;
   /** Entries fetched per request (default 1000). */
   pageSize?: number;
+  /**
+   * Read every node's part from one point-in-time snapshot taken when the scan starts (all nodes at once), so writes
+   * made during the scan are not seen and a batch is never seen half-applied. Used by `kv export`.
+   */
+  consistent?: boolean;
 }
 
 export interface ScanEntry<V = unknown> {
@@ -28,6 +33,8 @@ export interface ScanTransport {
   call(owner: string, params: Record<string, unknown>): Promise<unknown>;
   /** Called after a failed page; throws if the failure is final. */
   refresh(namespace: string, err: unknown): Promise<void>;
+  openSnapshot(owner: string): Promise<string>;
+  closeSnapshot(owner: string, id: string): Promise<void>;
 }
 
 export async function* scanNamespace<V>(
@@ -39,16 +46,41 @@ export async function* scanNamespace<V>(
   if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > 10_000) {
     throw new InvalidArgumentError('pageSize must be an integer from 1 to 10000');
   }
-  let left = options.limit ?? Number.POSITIVE_INFINITY;
   const table = await transport.table(namespace);
+  const snapshots = new Map<string, Promise<string>>();
+  if (options.consistent) {
+    const owners = new Set(table.partitions().map((p) => table.ownerOf(p)!));
+    for (const owner of owners) snapshots.set(owner, transport.openSnapshot(owner));
+    await Promise.all(snapshots.values());
+  }
+  try {
+    yield* walk<V>(transport, namespace, options, table, snapshots, pageSize);
+  } finally {
+    await Promise.all(
+      [...snapshots].map(async ([owner, id]) => transport.closeSnapshot(owner, await id).catch(() => undefined)),
+    );
+  }
+}
+
+async function* walk<V>(
+  transport: ScanTransport,
+  namespace: string,
+  options: ScanOptions,
+  table: RoutingTable,
+  snapshots: Map<string, Promise<string>>,
+  pageSize: number,
+): AsyncGenerator<ScanEntry<V>> {
+  let left = options.limit ?? Number.POSITIVE_INFINITY;
   const base: Record<string, unknown> = { ns: namespace };
   if (options.end !== undefined) base.to = options.end;
+  const consistent = options.consistent === true;
 
   if (table.scheme === 'hash') {
     for (let slot = 0; slot < (table.record.slotCount ?? 0) && left > 0; slot++) {
       let cursor: Record<string, unknown> = options.start === undefined ? {} : { from: options.start };
       for (;;) {
-        const page = await fetchPage(transport, namespace, { ...base, ...cursor, partition: slot, limit: Math.min(pageSize, left) }, slot);
+        const params = { ...base, ...cursor, partition: slot, limit: Math.min(pageSize, left) };
+        const page = await fetchPage(transport, namespace, params, slot, consistent ? snapshots : undefined);
         for (const e of page.entries) {
           yield e as ScanEntry<V>;
           if (--left <= 0) return;
@@ -63,7 +95,8 @@ export async function* scanNamespace<V>(
   let cursor: Record<string, unknown> = { from: options.start ?? '' };
   while (left > 0) {
     const key = (cursor.after ?? cursor.from) as string;
-    const page = await fetchPage(transport, namespace, { ...base, ...cursor, limit: Math.min(pageSize, left) }, key);
+    const params = { ...base, ...cursor, limit: Math.min(pageSize, left) };
+    const page = await fetchPage(transport, namespace, params, key, consistent ? snapshots : undefined);
     for (const e of page.entries) {
       yield e as ScanEntry<V>;
       if (--left <= 0) return;
@@ -79,13 +112,20 @@ async function fetchPage(
   namespace: string,
   params: Record<string, unknown>,
   where: number | string,
+  snapshots: Map<string, Promise<string>> | undefined,
 ): Promise<ScanPage> {
   for (;;) {
     const table = await transport.table(namespace);
     const partition = typeof where === 'number' ? where : table.place(where).partition;
-    const owner = table.ownerOf(partition);
+    const owner = table.ownerOf(partition) ?? '';
     try {
-      return (await transport.call(owner ?? '', { ...params, epoch: table.epoch })) as ScanPage;
+      const call: Record<string, unknown> = { ...params, epoch: table.epoch };
+      if (snapshots) {
+        // A partition that moved to a node without a snapshot yet gets one now: the best still possible.
+        if (!snapshots.has(owner)) snapshots.set(owner, transport.openSnapshot(owner));
+        call.snapshot = await snapshots.get(owner);
+      }
+      return (await transport.call(owner, call)) as ScanPage;
     } catch (err) {
       await transport.refresh(namespace, err);
     }

@@ -11,7 +11,7 @@
  * kill -9 of the process (the pages are in the OS's cache and lmdb's meta pages point at them); the flush to the
  * device follows within milliseconds (`overlappingSync`).
  */
-import { open, type Database, type RootDatabase } from 'lmdb';
+import { open, type Database, type RootDatabase, type Transaction } from 'lmdb';
 
 /**
  * Where a key lives: its namespace and partition. For hash namespaces the partition is the slot and is part of the
@@ -33,6 +33,12 @@ export interface StoredEntry {
 export type BatchOp =
   | { type: 'put'; location: Location; key: string; value: unknown }
   | { type: 'delete'; location: Location; key: string };
+
+/** A read transaction held open: scans through it see the data as it was when it was opened. */
+export interface ReadSnapshot {
+  readonly transaction: Transaction;
+  release(): void;
+}
 
 export interface PartitionCounters {
   keys: number;
@@ -148,19 +154,44 @@ export class StorageEngine {
    * Entries of one partition (or one range namespace) with `start <= key < end`, in key order.
    * `after` resumes a previous page (exclusive).
    */
-  scan(location: Location, options: { start?: string; end?: string | null; after?: string; limit: number }): StoredEntry[] {
+  scan(
+    location: Location,
+    options: { start?: string; end?: string | null; after?: string; limit: number; snapshot?: ReadSnapshot },
+  ): StoredEntry[] {
     const prefix: StoredKey = location.slot === undefined ? [location.namespace] : [location.namespace, location.slot];
     const from = options.after !== undefined ? options.after : (options.start ?? '');
     const startKey = [...prefix, from];
     const endKey = endOf(location, options.end);
     const out: StoredEntry[] = [];
-    for (const { key, value, version } of this.data.getRange({ start: startKey, end: endKey, versions: true })) {
+    const range = this.data.getRange({
+      start: startKey,
+      end: endKey,
+      versions: true,
+      ...(options.snapshot ? { transaction: options.snapshot.transaction } : {}),
+    });
+    for (const { key, value, version } of range) {
       const userKey = key[key.length - 1] as string;
       if (options.after !== undefined && userKey === options.after) continue;
       out.push({ key: userKey, value, version: version ?? 0 });
       if (out.length >= options.limit) break;
     }
     return out;
+  }
+
+  /**
+   * A point-in-time view of everything this node holds, for consistent scans (export). Holding it keeps LMDB from
+   * reusing the pages it sees, so `release()` it promptly.
+   */
+  openSnapshot(): ReadSnapshot {
+    const transaction = this.data.useReadTransaction();
+    let released = false;
+    return {
+      transaction,
+      release: () => {
+        if (!released) transaction.done();
+        released = true;
+      },
+    };
   }
 
   /** Keys and bytes per partition, approximate between restarts (exact after open). */

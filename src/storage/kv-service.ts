@@ -7,7 +7,9 @@
  *   kv.put    { ns, key, value, ifVersion?, epoch? }        -> { version }       (VERSION_CONFLICT on a failed condition)
  *   kv.del    { ns, key, ifVersion?, epoch? }               -> { deleted }
  *   kv.batch  { ns, ops: [{ op: 'put'|'del', key, value? }], epoch? } -> { versions }   (atomic; all keys on this node)
- *   kv.scan   { ns, partition?, from?, after?, to?, limit, epoch? } -> { entries, next }
+ *   kv.scan   { ns, partition?, from?, after?, to?, limit, epoch?, snapshot? } -> { entries, next }
+ *   kv.snapshot.open  {} -> { id, idleMs }       a point-in-time view for consistent scans
+ *   kv.snapshot.close { id } -> { released }
  */
 import type { Catalog, RoutingTable, KeyPlace, ScanPage } from '../keyspace/index.js';
 import { compareKeys } from '../partitioning/index.js';
@@ -19,6 +21,8 @@ import {
   VersionConflictError,
 } from '../errors/index.js';
 import type { StorageEngine, Location, BatchOp, StoredEntry } from './engine.js';
+import type { SnapshotRegistry } from './snapshots.js';
+import type { Connection } from '../wire/index.js';
 import { checkKey, checkValue, MAX_BATCH_OPS, MAX_SCAN_LIMIT } from '../keyspace/index.js';
 
 type Params = Record<string, unknown>;
@@ -29,10 +33,11 @@ export class KvService {
     private readonly nodeId: string,
     private readonly engine: StorageEngine,
     private readonly catalog: Catalog,
+    private readonly snapshots: SnapshotRegistry,
   ) {}
 
   /** Answers one request; the RPC server passes every `kv.*` method here. */
-  async handle(method: string, raw: unknown): Promise<unknown> {
+  async handle(method: string, raw: unknown, connection?: Connection): Promise<unknown> {
     const params = asParams(raw);
     switch (method) {
       case 'kv.get':
@@ -45,6 +50,10 @@ export class KvService {
         return this.batch(params);
       case 'kv.scan':
         return this.scan(params);
+      case 'kv.snapshot.open':
+        return this.snapshots.open(connection);
+      case 'kv.snapshot.close':
+        return { released: this.snapshots.release(params.id) };
       default:
         throw new UnknownMethodError(`unknown method ${method}`);
     }
@@ -107,6 +116,7 @@ export class KvService {
     }
     const to = p.to === undefined || p.to === null ? null : checkKey(p.to);
     const after = p.after === undefined ? undefined : checkKey(p.after);
+    const snapshot = p.snapshot === undefined ? undefined : this.snapshots.use(p.snapshot);
     const table = await this.tableFor(p);
     if (table.scheme === 'hash') {
       const slot = p.partition;
@@ -116,7 +126,7 @@ export class KvService {
       this.checkOwner(table, slot);
       const from = p.from === undefined ? undefined : checkKey(p.from);
       const location: Location = { namespace: table.name, partition: slot, slot };
-      const entries = this.engine.scan(location, { start: from, end: to, after, limit });
+      const entries = this.engine.scan(location, { start: from, end: to, after, limit, snapshot });
       return page(entries, limit, null);
     }
     // Range namespace: serve the part of [from, to) that lies in the range holding the first key asked for.
@@ -126,7 +136,7 @@ export class KvService {
     this.checkOwner(table, range.id);
     const end = range.end === null ? to : to === null ? range.end : compareKeys(to, range.end) < 0 ? to : range.end;
     const location: Location = { namespace: table.name, partition: range.id };
-    const entries = this.engine.scan(location, { start: compareKeys(from, range.start) < 0 ? range.start : from, end, after, limit });
+    const entries = this.engine.scan(location, { start: compareKeys(from, range.start) < 0 ? range.start : from, end, after, limit, snapshot });
     const rangeDone = range.end === null || (to !== null && compareKeys(to, range.end) <= 0) ? null : { from: range.end };
     return page(entries, limit, rangeDone);
   }

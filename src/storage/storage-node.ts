@@ -16,6 +16,7 @@ import { RpcServer } from '../wire/index.js';
 import { StorageEngine } from './engine.js';
 import { KvService } from './kv-service.js';
 import { RangeSplitter } from './range-splitter.js';
+import { SnapshotRegistry } from './snapshots.js';
 
 export interface StorageNodeOptions {
   id: string;
@@ -53,6 +54,7 @@ export class StorageNode {
     private readonly server: RpcServer,
     private readonly registration: NodeRegistration,
     private readonly splitter: RangeSplitter,
+    private readonly snapshots: SnapshotRegistry,
     private readonly log: Logger,
   ) {}
 
@@ -69,7 +71,8 @@ export class StorageNode {
     await mkdir(options.dataDir, { recursive: true });
     const engine = StorageEngine.open(options.dataDir);
     const catalog = await Catalog.open(options.coordinator);
-    const kv = new KvService(options.id, engine, catalog);
+    const snapshots = new SnapshotRegistry(engine);
+    const kv = new KvService(options.id, engine, catalog, snapshots);
     const splitter = new RangeSplitter(options.id, engine, catalog, log);
     for (const name of catalog.names()) splitter.recount(catalog.table(name));
     catalog.onChange((table) => table && splitter.recount(table));
@@ -78,8 +81,8 @@ export class StorageNode {
     const server = new RpcServer({
       secret: options.secret,
       logger: log,
-      handler: (method, params) => {
-        if (method.startsWith('kv.')) return kv.handle(method, params);
+      handler: (method, params, connection) => {
+        if (method.startsWith('kv.')) return kv.handle(method, params, connection);
         if (method === 'node.ping') return { id: options.id, role: 'storage' };
         if (method === 'node.stats') return stats();
         throw new UnknownMethodError(`unknown method ${method}`);
@@ -92,7 +95,7 @@ export class StorageNode {
       { id: options.id, role: 'storage', address, capacity: options.capacity ?? 1, pid: process.pid },
       { ttlMs: options.leaseTtlMs ?? 1000 },
     );
-    const node = new StorageNode(options.id, address, engine, catalog, server, registration, splitter, log);
+    const node = new StorageNode(options.id, address, engine, catalog, server, registration, splitter, snapshots, log);
     stats = () => node.stats();
     splitter.start();
     log.info('storage node ready', { address, dataDir: options.dataDir });
@@ -127,6 +130,7 @@ export class StorageNode {
     this.splitter.stop();
     await this.registration.leave().catch((err: unknown) => this.log.warn('leave failed', { error: String(err) }));
     await this.server.close();
+    this.snapshots.close();
     await this.catalog.close();
     await this.engine.close();
   }

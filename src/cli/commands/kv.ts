@@ -141,12 +141,12 @@ export function registerKvCommands(program: Command): void {
       });
     });
 
-  common(kv.command('export').description('write every entry as NDJSON to FILE (or stdout)').argument('[file]')).action(
+  common(kv.command('export').description('write every entry as NDJSON to FILE (or stdout), from one point-in-time snapshot per node').argument('[file]')).action(
     async (file: string | undefined, opts: Common) =>
       withClient(opts, async (client) => {
         const out = file ? createWriteStream(file) : process.stdout;
         let n = 0;
-        for await (const e of client.scan(opts.ns, {})) {
+        for await (const e of client.scan(opts.ns, { consistent: true })) {
           if (!out.write(JSON.stringify({ key: e.key, value: e.value }) + '\n')) await once(out, 'drain');
           n++;
         }
