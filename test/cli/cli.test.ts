@@ -2,7 +2,10 @@
  * The `shardflow` command as a user runs it: real processes, a real cluster directory, exit codes and output.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { ClusterDir } from '../../src/config/cluster-dir.js';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -129,5 +132,24 @@ describe('shardflow CLI: a cluster', () => {
     expect(down.code).toBe(0);
     expect(down.stdout).toMatch(/s1: stopped/);
     for (const pid of pids) expect(isAlive(pid)).toBe(false);
+  });
+});
+
+describe('shardflow up in the foreground', () => {
+  it('runs until Ctrl-C, then stops every node cleanly', async () => {
+    const fgDir = join(root, 'foreground');
+    const up = spawn(process.execPath, [BIN_PATH, 'up', '--storage', '1', '--compute', '1', '--dir', fgDir], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const exited = once(up, 'exit');
+    const lines = createInterface({ input: up.stdout! });
+    for await (const line of lines) if (line.includes('press Ctrl-C')) break;
+    const nodes = await new ClusterDir(fgDir).listNodes();
+    expect(nodes.map((n) => n.id)).toEqual(['c1', 's1']);
+    for (const n of nodes) expect(isAlive(n.pid)).toBe(true);
+    up.kill('SIGINT');
+    const [code] = (await exited) as [number | null];
+    expect(code).toBe(0);
+    for (const n of nodes) expect(isAlive(n.pid)).toBe(false);
   });
 });

@@ -5,6 +5,7 @@
 import type { Command } from 'commander';
 import { DEFAULT_CLUSTER_DIR } from '../../config/cluster-dir.js';
 import { parseCount, parseCoordinatorUrl } from '../options.js';
+import { untilSignal } from '../signals.js';
 
 export function registerClusterCommands(program: Command): void {
   program
@@ -27,11 +28,7 @@ export function registerClusterCommands(program: Command): void {
         return;
       }
       process.stdout.write('cluster running; press Ctrl-C to stop it\n');
-      await new Promise<void>((resolve) => {
-        const stop = () => resolve();
-        process.once('SIGINT', stop);
-        process.once('SIGTERM', stop);
-      });
+      await untilSignal();
       process.stdout.write('stopping...\n');
       await stopLocalCluster(opts.dir);
       process.stdout.write('stopped\n');

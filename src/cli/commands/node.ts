@@ -10,6 +10,7 @@ import { announceReady } from '../../cluster/spawn.js';
 import { ConfigError, InvalidArgumentError } from '../../errors/index.js';
 import { readSecretFile } from '../../wire/index.js';
 import { parseCoordinatorUrl, parseHostPort, parsePositive } from '../options.js';
+import { untilSignal } from '../signals.js';
 import { createLogger } from '../../util/logger.js';
 
 interface NodeOptions {
@@ -22,14 +23,6 @@ interface NodeOptions {
   listen: { host: string; port: number };
   advertise?: string;
   capacity: number;
-}
-
-/** Resolves after SIGINT or SIGTERM. */
-function untilSignal(): Promise<string> {
-  return new Promise((resolve) => {
-    process.once('SIGINT', () => resolve('SIGINT'));
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-  });
 }
 
 export function registerNodeCommands(program: Command): void {
