@@ -5,7 +5,7 @@
  * not a poll — and then lets the process go.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { openSync, closeSync, mkdirSync } from 'node:fs';
+import { openSync, closeSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
@@ -76,14 +76,23 @@ export function announceReady(info: Record<string, unknown>): void {
   process.stdout.write(JSON.stringify({ ready: true, ...info }) + '\n');
 }
 
-/** Whether a process with this pid is alive. */
+/**
+ * Whether a process with this pid is alive. A zombie (exited, not yet reaped) counts as gone: nodes outlive the
+ * launcher that started them, so they are reaped by init, which in some containers takes seconds.
+ */
 export function isAlive(pid: number | undefined): boolean {
   if (!pid) return false;
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    // /proc/<pid>/stat: "pid (comm) state ..."; comm may hold spaces and parentheses, so read after the last ')'.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true; // No /proc (not Linux): trust kill(0).
   }
 }
 
