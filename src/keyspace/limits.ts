@@ -25,7 +25,15 @@ export function checkKey(key: unknown): string {
 /** A value: anything msgpack can carry except `undefined`, at most 1 MiB encoded. Returns the encoded size. */
 export function checkValue(value: unknown): number {
   if (value === undefined) throw new InvalidArgumentError('invalid value: undefined cannot be stored (use delete)');
-  const bytes = encodeBody(value).length;
+  // Strings and bytes are measured without encoding them (the common case, and on every write's path).
+  const bytes =
+    typeof value === 'string'
+      ? Buffer.byteLength(value, 'utf8') + 5
+      : value instanceof Uint8Array
+        ? value.length + 5
+        : typeof value === 'number' || typeof value === 'boolean' || value === null
+          ? 9
+          : encodeBody(value).length;
   if (bytes > MAX_VALUE_BYTES) {
     throw new TooLargeError(`value of ${bytes} bytes exceeds the limit of ${MAX_VALUE_BYTES}`, {
       details: { bytes, limit: MAX_VALUE_BYTES },

@@ -14,6 +14,17 @@
 import { open, type Database, type RootDatabase, type Transaction } from 'lmdb';
 
 /**
+ * When an acknowledged write is safe: `process` — it survives the node process crashing (kill -9), and reaches the
+ * device within a second; `device` — it is on the device before it is acknowledged (survives power loss too).
+ */
+export type Durability = 'process' | 'device';
+
+const FLUSH_INTERVAL_MS = 1000;
+
+/** lmdb-js has `sync` on the root database; its typings do not say so. */
+type Syncable = { sync(callback: (error?: Error) => void): void };
+
+/**
  * Where a key lives: its namespace and partition. For hash namespaces the partition is the slot and is part of the
  * stored key; for range namespaces (`slot` absent) it only names the range the key is counted under.
  */
@@ -65,6 +76,7 @@ function counterKey(location: Location): string {
  */
 export class StorageEngine {
   private lastVersion = 0;
+  private flusher: NodeJS.Timeout | undefined;
   /** Approximate keys and bytes per partition, kept as writes happen; rebuilt from disk at open. */
   private readonly counters = new Map<string, PartitionCounters>();
 
@@ -73,11 +85,18 @@ export class StorageEngine {
     private readonly data: Database<unknown, StoredKey>,
   ) {}
 
-  static open(path: string): StorageEngine {
-    const root = open({ path, maxDbs: 8 });
+  static open(path: string, options: { durability?: Durability } = {}): StorageEngine {
+    const durability = options.durability ?? 'process';
+    // 'process': commits reach the OS page cache before the answer (kill -9 safe) and are flushed to the device once
+    // a second, like Redis's appendfsync everysec; 'device': every commit is flushed before it is answered.
+    const root = open({ path, maxDbs: 8, noSync: durability === 'process' });
     const data = root.openDB<unknown, StoredKey>({ name: 'data', useVersions: true });
     const engine = new StorageEngine(root, data);
     engine.rebuildCounters();
+    if (durability === 'process') {
+      engine.flusher = setInterval(() => (root as unknown as Syncable).sync(() => undefined), FLUSH_INTERVAL_MS);
+      engine.flusher.unref();
+    }
     return engine;
   }
 
@@ -210,6 +229,7 @@ export class StorageEngine {
   }
 
   async close(): Promise<void> {
+    if (this.flusher) clearInterval(this.flusher);
     await this.root.close();
   }
 

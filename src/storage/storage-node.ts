@@ -13,7 +13,7 @@ import { registerNode, type NodeRegistration } from '../coordination/index.js';
 import { InvalidArgumentError, UnknownMethodError } from '../errors/index.js';
 import { createLogger, type Logger } from '../util/logger.js';
 import { RpcServer } from '../wire/index.js';
-import { StorageEngine } from './engine.js';
+import { StorageEngine, type Durability } from './engine.js';
 import { KvService } from './kv-service.js';
 import { RangeSplitter } from './range-splitter.js';
 import { SnapshotRegistry } from './snapshots.js';
@@ -31,6 +31,11 @@ export interface StorageNodeOptions {
   advertiseHost?: string;
   /** Relative weight in the planner (default 1). */
   capacity?: number;
+  /**
+   * When a write is acknowledged: `process` (default) once committed — safe from a crash of this process, on the
+   * device within a second; `device` once flushed to the device.
+   */
+  durability?: Durability;
   /** Membership lease TTL (default 1000 ms). */
   leaseTtlMs?: number;
   logger?: Logger;
@@ -69,7 +74,7 @@ export class StorageNode {
     if (!/^[A-Za-z0-9_.-]{1,64}$/.test(options.id)) throw new InvalidArgumentError(`invalid node id ${options.id}`);
     const log = options.logger ?? createLogger(`storage:${options.id}`);
     await mkdir(options.dataDir, { recursive: true });
-    const engine = StorageEngine.open(options.dataDir);
+    const engine = StorageEngine.open(options.dataDir, { durability: options.durability });
     const catalog = await Catalog.open(options.coordinator);
     const snapshots = new SnapshotRegistry(engine);
     const kv = new KvService(options.id, engine, catalog, snapshots);

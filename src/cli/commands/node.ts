@@ -23,6 +23,7 @@ interface NodeOptions {
   listen: { host: string; port: number };
   advertise?: string;
   capacity: number;
+  durability: 'process' | 'device';
 }
 
 export function registerNodeCommands(program: Command): void {
@@ -38,7 +39,11 @@ export function registerNodeCommands(program: Command): void {
     .option('--listen <host:port>', 'address to listen on', parseHostPort('--listen'), { host: '127.0.0.1', port: 0 })
     .option('--advertise <host>', 'host others should connect to (default: the listen host)')
     .option('--capacity <n>', 'relative capacity for partition placement', parsePositive('--capacity'), 1)
+    .option('--durability <mode>', 'storage: acknowledge writes once safe from a process crash (process), or once on the device (device)', 'process')
     .action(async (opts: NodeOptions) => {
+      if (opts.durability !== 'process' && opts.durability !== 'device') {
+        throw new InvalidArgumentError(`--durability must be process or device, not ${JSON.stringify(opts.durability)}`);
+      }
       if (opts.role !== 'storage' && opts.role !== 'compute') {
         throw new InvalidArgumentError(`--role must be storage or compute, not ${JSON.stringify(opts.role)}`);
       }
@@ -67,7 +72,7 @@ export function registerNodeCommands(program: Command): void {
       };
       const node =
         opts.role === 'storage'
-          ? await StorageNode.start({ ...common, dataDir: dataDir! })
+          ? await StorageNode.start({ ...common, dataDir: dataDir!, durability: opts.durability })
           : await ComputeNode.start(common);
       announceReady({ id: node.id, role: opts.role, address: node.address, pid: process.pid });
       const signal = await untilSignal();
