@@ -36,6 +36,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await stopLocalCluster(dir).catch(() => undefined);
+  await stopLocalCluster(join(root, 'foreground')).catch(() => undefined); // if the test failed before Ctrl-C
   await rm(root, { recursive: true, force: true });
 });
 
