@@ -11,7 +11,7 @@
  *   kv.snapshot.open  {} -> { id, idleMs }       a point-in-time view for consistent scans
  *   kv.snapshot.close { id } -> { released }
  */
-import type { Catalog, RoutingTable, KeyPlace, ScanPage } from '../keyspace/index.js';
+import type { Catalog, RoutingTable, KeyPlace, KvEntry, ScanPage } from '../keyspace/index.js';
 import { compareKeys } from '../partitioning/index.js';
 import {
   InvalidArgumentError,
@@ -36,50 +36,53 @@ export class KvService {
     private readonly snapshots: SnapshotRegistry,
   ) {}
 
-  /** Answers one request; the RPC server passes every `kv.*` method here. */
-  async handle(method: string, raw: unknown, connection?: Connection): Promise<unknown> {
-    const params = asParams(raw);
+  /**
+   * Answers one request; the RPC server passes every `kv.*` method here. With the namespace's table cached (the
+   * usual case) reads answer synchronously and writes with the engine's promise alone: no extra awaits per request.
+   */
+  handle(method: string, raw: unknown, connection?: Connection): unknown {
+    const p = asParams(raw);
     switch (method) {
       case 'kv.get':
-        return this.get(params);
+        return this.withTable(p, (t) => this.get(t, p));
       case 'kv.put':
-        return this.put(params);
+        return this.withTable(p, (t) => this.put(t, p));
       case 'kv.del':
-        return this.del(params);
+        return this.withTable(p, (t) => this.del(t, p));
       case 'kv.batch':
-        return this.batch(params);
+        return this.withTable(p, (t) => this.batch(t, p));
       case 'kv.scan':
-        return this.scan(params);
+        return this.withTable(p, (t) => this.scan(t, p));
       case 'kv.snapshot.open':
         return this.snapshots.open(connection);
       case 'kv.snapshot.close':
-        return { released: this.snapshots.release(params.id) };
+        return { released: this.snapshots.release(p.id) };
       default:
         throw new UnknownMethodError(`unknown method ${method}`);
     }
   }
 
-  private async get(p: Params): Promise<{ value: unknown; version: number } | null> {
+  private get(table: RoutingTable, p: Params): KvEntry | null {
     const key = checkKey(p.key);
-    const { location } = await this.route(p, key);
-    const e = this.engine.get(location, key);
+    const e = this.engine.get(this.locate(table, key), key);
     return e ? { value: e.value, version: e.version } : null;
   }
 
-  private async put(p: Params): Promise<{ version: number }> {
+  private put(table: RoutingTable, p: Params): Promise<{ version: number }> {
     const key = checkKey(p.key);
     const valueBytes = checkValue(p.value);
     const ifVersion = optionalVersion(p.ifVersion);
-    const { location } = await this.route(p, key);
-    const r = await this.engine.put(location, key, p.value, { ifVersion, valueBytes });
-    if (!r.ok) throw this.conflict(location, key, ifVersion!);
-    return { version: r.version };
+    const location = this.locate(table, key);
+    return this.engine.put(location, key, p.value, { ifVersion, valueBytes }).then((r) => {
+      if (!r.ok) throw this.conflict(location, key, ifVersion!);
+      return { version: r.version };
+    });
   }
 
-  private async del(p: Params): Promise<{ deleted: boolean }> {
+  private async del(table: RoutingTable, p: Params): Promise<{ deleted: boolean }> {
     const key = checkKey(p.key);
     const ifVersion = optionalVersion(p.ifVersion);
-    const { location } = await this.route(p, key);
+    const location = this.locate(table, key);
     if (ifVersion !== undefined) {
       const current = this.engine.get(location, key);
       if (!current || current.version !== ifVersion) throw this.conflict(location, key, ifVersion);
@@ -87,7 +90,7 @@ export class KvService {
     return { deleted: await this.engine.delete(location, key, { ifVersion }) };
   }
 
-  private async batch(p: Params): Promise<{ versions: number[] }> {
+  private async batch(table: RoutingTable, p: Params): Promise<{ versions: number[] }> {
     if (!Array.isArray(p.ops) || p.ops.length === 0 || p.ops.length > MAX_BATCH_OPS) {
       throw new InvalidArgumentError(`ops must be an array of 1 to ${MAX_BATCH_OPS} operations`);
     }
@@ -96,7 +99,7 @@ export class KvService {
     for (const raw of p.ops as unknown[]) {
       const op = asParams(raw);
       const key = checkKey(op.key);
-      const { location } = await this.route(p, key);
+      const location = this.locate(table, key);
       if (op.op === 'put') {
         checkValue(op.value);
         ops.push({ type: 'put', location, key, value: op.value });
@@ -109,7 +112,7 @@ export class KvService {
     return { versions: await this.engine.batch(ops) };
   }
 
-  private async scan(p: Params): Promise<ScanPage> {
+  private scan(table: RoutingTable, p: Params): ScanPage {
     const limit = p.limit === undefined ? 1000 : p.limit;
     if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1 || limit > MAX_SCAN_LIMIT) {
       throw new InvalidArgumentError(`limit must be an integer from 1 to ${MAX_SCAN_LIMIT}`);
@@ -117,7 +120,6 @@ export class KvService {
     const to = p.to === undefined || p.to === null ? null : checkKey(p.to);
     const after = p.after === undefined ? undefined : checkKey(p.after);
     const snapshot = p.snapshot === undefined ? undefined : this.snapshots.use(p.snapshot);
-    const table = await this.tableFor(p);
     if (table.scheme === 'hash') {
       const slot = p.partition;
       if (typeof slot !== 'number' || !Number.isInteger(slot) || slot < 0 || slot >= (table.record.slotCount ?? 0)) {
@@ -136,31 +138,35 @@ export class KvService {
     this.checkOwner(table, range.id);
     const end = range.end === null ? to : to === null ? range.end : compareKeys(to, range.end) < 0 ? to : range.end;
     const location: Location = { namespace: table.name, partition: range.id };
-    const entries = this.engine.scan(location, { start: compareKeys(from, range.start) < 0 ? range.start : from, end, after, limit, snapshot });
+    const start = compareKeys(from, range.start) < 0 ? range.start : from;
+    const entries = this.engine.scan(location, { start, end, after, limit, snapshot });
     const rangeDone = range.end === null || (to !== null && compareKeys(to, range.end) <= 0) ? null : { from: range.end };
     return page(entries, limit, rangeDone);
   }
 
-  /** The routing table the request is checked against (re-read when the caller has seen a newer epoch). */
-  private async tableFor(p: Params): Promise<RoutingTable> {
+  /**
+   * Runs `work` with the routing table the request is checked against: the cached one, or — when the namespace is
+   * unknown here or the caller has seen a newer epoch — the coordinator's, read first.
+   */
+  private withTable<R>(p: Params, work: (table: RoutingTable) => R): R | Promise<Awaited<R>> {
     const ns = p.ns;
     if (typeof ns !== 'string') throw new InvalidArgumentError('ns (the namespace) must be a string');
-    let table = this.catalog.find(ns);
+    const cached = this.catalog.find(ns);
     const epoch = typeof p.epoch === 'number' ? p.epoch : 0;
-    if (!table || table.epoch < epoch) table = await this.catalog.refresh(ns);
-    if (!table) throw new UnknownNamespaceError(`namespace ${JSON.stringify(ns)} does not exist`, { details: { namespace: ns } });
-    return table;
+    if (cached && cached.epoch >= epoch) return work(cached);
+    return this.catalog.refresh(ns).then((table) => {
+      if (!table) throw new UnknownNamespaceError(`namespace ${JSON.stringify(ns)} does not exist`, { details: { namespace: ns } });
+      return work(table) as Awaited<R>;
+    });
   }
 
-  private async route(p: Params, key: string): Promise<{ table: RoutingTable; place: KeyPlace; location: Location }> {
-    const table = await this.tableFor(p);
-    const place = table.place(key);
+  /** Where a key of this namespace is stored, after checking this node owns its partition. */
+  private locate(table: RoutingTable, key: string): Location {
+    const place: KeyPlace = table.place(key);
     this.checkOwner(table, place.partition);
-    const location: Location =
-      place.slot === undefined
-        ? { namespace: table.name, partition: place.partition }
-        : { namespace: table.name, partition: place.partition, slot: place.slot };
-    return { table, place, location };
+    return place.slot === undefined
+      ? { namespace: table.name, partition: place.partition }
+      : { namespace: table.name, partition: place.partition, slot: place.slot };
   }
 
   private checkOwner(table: RoutingTable, partition: number): void {

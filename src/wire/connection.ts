@@ -7,12 +7,14 @@
  *   [2, id, wireError]        failure (rebuilt as the same error class on the caller's side)
  *   [3, topic, payload]       push (no answer; used for watches and notifications)
  *
- * Writes made in one tick are corked into one syscall, so pipelined small requests share TCP segments.
+ * Frames queued in one pass of the event loop leave in one write, so pipelined small requests share TCP segments.
  */
 import type { Socket } from 'node:net';
 import { EventEmitter } from 'node:events';
 import {
   ConnectionError,
+  InternalError,
+  InvalidArgumentError,
   ProtocolError,
   ShardflowError,
   TimeoutError,
@@ -21,7 +23,7 @@ import {
   isWireError,
   toWireError,
 } from '../errors/index.js';
-import { encodeFrame, FrameDecoder } from './frame.js';
+import { encodeBody, FrameDecoder } from './frame.js';
 import type { Logger } from '../util/logger.js';
 
 const REQUEST = 0;
@@ -56,7 +58,9 @@ export class Connection extends EventEmitter {
   private readonly pending = new Map<number, Pending>();
   private closed = false;
   private closeReason: Error | undefined;
-  private corked = false;
+  private outbox: Buffer[] = [];
+  private outboxBytes = 0;
+  private flushScheduled = false;
   private sweeper: NodeJS.Timeout | undefined;
   private readonly pushListeners = new Map<string, Set<(payload: unknown) => void>>();
 
@@ -91,6 +95,12 @@ export class Connection extends EventEmitter {
     const id = this.nextId++;
     if (this.nextId > 0x7fffffff) this.nextId = 1;
     const timeoutMs = options.timeoutMs ?? this.defaultTimeoutMs;
+    let body: Buffer;
+    try {
+      body = encodeBody([REQUEST, id, method, params ?? null]);
+    } catch (cause) {
+      return Promise.reject(new InvalidArgumentError(`${method}: parameters cannot be encoded`, { cause }));
+    }
     return new Promise<T>((resolve, reject) => {
       this.pending.set(id, {
         resolve: resolve as (v: unknown) => void,
@@ -99,7 +109,7 @@ export class Connection extends EventEmitter {
         method,
       });
       this.ensureSweeper();
-      this.write([REQUEST, id, method, params ?? null]);
+      this.enqueue(body);
     });
   }
 
@@ -122,17 +132,36 @@ export class Connection extends EventEmitter {
   }
 
   private write(message: unknown): void {
-    const frame = encodeFrame(message);
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        this.socket.uncork();
-      });
-    }
-    this.socket.write(frame);
+    this.enqueue(encodeBody(message));
   }
+
+  /**
+   * Queues a frame body; everything queued in one pass of the event loop leaves as one buffer in one write, so a
+   * burst of pipelined requests (or of answers) costs one syscall, not one each.
+   */
+  private enqueue(body: Buffer): void {
+    this.outbox.push(body);
+    this.outboxBytes += 4 + body.length;
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flush);
+    }
+  }
+
+  private readonly flush = (): void => {
+    this.flushScheduled = false;
+    if (this.closed || this.outbox.length === 0) return;
+    const out = Buffer.allocUnsafe(this.outboxBytes);
+    let at = 0;
+    for (const body of this.outbox) {
+      out.writeUInt32BE(body.length, at);
+      body.copy(out, at + 4);
+      at += 4 + body.length;
+    }
+    this.outbox = [];
+    this.outboxBytes = 0;
+    this.socket.write(out);
+  };
 
   private onData(chunk: Buffer): void {
     try {
@@ -202,7 +231,12 @@ export class Connection extends EventEmitter {
   }
 
   private answer(id: number, value: unknown): void {
-    if (!this.closed) this.write([RESULT, id, value === undefined ? null : value]);
+    if (this.closed) return;
+    try {
+      this.write([RESULT, id, value === undefined ? null : value]);
+    } catch (err) {
+      this.answerError(id, 'answer', new InternalError('the answer could not be encoded', { cause: err }));
+    }
   }
 
   private answerError(id: number, method: string, err: unknown): void {

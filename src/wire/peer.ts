@@ -24,6 +24,11 @@ export class Peer {
     if (this.connection && !this.connection.isClosed) listener(this.connection);
   }
 
+  /** The live connection if there is one now (no waiting, no connecting). */
+  current(): Connection | undefined {
+    return this.connection && !this.connection.isClosed ? this.connection : undefined;
+  }
+
   /** The live connection, opening one if needed. */
   async get(): Promise<Connection> {
     if (this.closed) throw new ConnectionError(`peer ${this.address} is closed`);

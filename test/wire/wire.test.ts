@@ -14,6 +14,7 @@ import {
   TimeoutError,
   UnknownMethodError,
   InternalError,
+  InvalidArgumentError,
 } from '../../src/errors/index.js';
 
 const secret = randomBytes(32);
@@ -174,5 +175,15 @@ describe('cluster secret file', () => {
     await writeFile(junk, 'not hex', { mode: 0o600 });
     await expect(readSecretFile(junk)).rejects.toBeInstanceOf(ConfigError);
     await expect(readSecretFile(join(dir, 'missing'))).rejects.toBeInstanceOf(ConfigError);
+  });
+});
+
+describe('wire protocol: parameters that cannot be encoded', () => {
+  it('rejects the call at once with InvalidArgumentError and leaves nothing pending', async () => {
+    const c = await open();
+    const err = await c.call('echo', { n: 2n ** 70n }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InvalidArgumentError);
+    expect(c.inFlight).toBe(0);
+    expect(await c.call('echo', 'still fine')).toBe('still fine');
   });
 });
