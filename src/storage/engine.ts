@@ -7,11 +7,15 @@
  * Values are stored with a version (lmdb `useVersions`): a per-node hybrid clock, so versions only grow for a key
  * and conditional writes compare them at commit time, inside LMDB's writer.
  *
- * Writes are queued into lmdb's batched transactions and resolve once committed: a committed transaction survives
- * kill -9 of the process (the pages are in the OS's cache and lmdb's meta pages point at them); the flush to the
- * device follows within milliseconds (`overlappingSync`).
+ * Writes go through a group commit: those arriving in one pass of the event loop share one transaction and are
+ * answered once it has committed. Durability `process` (default) commits on the main thread without a device flush —
+ * a committed transaction is in the OS's page cache and survives kill -9 of the node — and flushes the environment
+ * once a second, as Redis's `appendfsync everysec` does. Durability `device` flushes every commit before answering.
+ * LMDB's own caveat for running without a flush per commit: an OS crash or power loss can lose the last second, and
+ * on a filesystem that reorders writes it could damage the file; use `device` where that matters.
  */
 import { open, type Database, type RootDatabase, type Transaction } from 'lmdb';
+import { GroupCommit } from './group-commit.js';
 
 /**
  * When an acknowledged write is safe: `process` — it survives the node process crashing (kill -9), and reaches the
@@ -51,6 +55,11 @@ export interface ReadSnapshot {
   release(): void;
 }
 
+/** One key's change, in stored-key form, as the group commit applies it. */
+type Write =
+  | { type: 'put'; location: Location; key: StoredKey; value: unknown; version: number; ifVersion?: number }
+  | { type: 'delete'; location: Location; key: StoredKey; ifVersion?: number };
+
 export interface PartitionCounters {
   keys: number;
   bytes: number;
@@ -80,10 +89,17 @@ export class StorageEngine {
   /** Approximate keys and bytes per partition, kept as writes happen; rebuilt from disk at open. */
   private readonly counters = new Map<string, PartitionCounters>();
 
+  private readonly group: GroupCommit<Write | { type: 'all'; writes: Write[] }>;
+
   private constructor(
     private readonly root: RootDatabase,
     private readonly data: Database<unknown, StoredKey>,
-  ) {}
+    durability: Durability,
+  ) {
+    this.group = new GroupCommit(durability === 'process'
+      ? (run) => this.data.transactionSync(run)
+      : (run) => this.data.transaction(run), (w) => this.apply(w));
+  }
 
   static open(path: string, options: { durability?: Durability } = {}): StorageEngine {
     const durability = options.durability ?? 'process';
@@ -91,7 +107,7 @@ export class StorageEngine {
     // a second, like Redis's appendfsync everysec; 'device': every commit is flushed before it is answered.
     const root = open({ path, maxDbs: 8, noSync: durability === 'process' });
     const data = root.openDB<unknown, StoredKey>({ name: 'data', useVersions: true });
-    const engine = new StorageEngine(root, data);
+    const engine = new StorageEngine(root, data, durability);
     engine.rebuildCounters();
     if (durability === 'process') {
       engine.flusher = setInterval(() => (root as unknown as Syncable).sync(() => undefined), FLUSH_INTERVAL_MS);
@@ -123,50 +139,60 @@ export class StorageEngine {
     value: unknown,
     options: { ifVersion?: number; valueBytes?: number } = {},
   ): Promise<{ ok: boolean; version: number }> {
-    const k = storedKey(location, key);
     const version = this.nextVersion();
-    const before = this.data.getBinaryFast(k)?.length;
-    let ok: boolean;
-    if (options.ifVersion === 0) {
-      ok = await this.data.ifNoExists(k, () => {
-        void this.data.put(k, value, version);
-      });
-    } else if (options.ifVersion !== undefined) {
-      ok = await this.data.put(k, value, version, options.ifVersion);
-    } else {
-      ok = await this.data.put(k, value, version);
-    }
-    if (ok) this.count(location, before, options.valueBytes ?? 64);
+    const ok = await this.group.submit({
+      type: 'put',
+      location,
+      key: storedKey(location, key),
+      value,
+      version,
+      ifVersion: options.ifVersion,
+    });
     return { ok, version };
   }
 
   /** Deletes a key (optionally only at `ifVersion`). Resolves with whether a key was removed. */
-  async delete(location: Location, key: string, options: { ifVersion?: number } = {}): Promise<boolean> {
-    const k = storedKey(location, key);
-    const before = this.data.getBinaryFast(k)?.length;
-    if (before === undefined) return false;
-    const ok = await this.data.remove(k, options.ifVersion);
-    if (ok) this.count(location, before, undefined);
-    return ok;
+  delete(location: Location, key: string, options: { ifVersion?: number } = {}): Promise<boolean> {
+    return this.group.submit({ type: 'delete', location, key: storedKey(location, key), ifVersion: options.ifVersion });
   }
 
   /** Applies every op in one transaction: all or nothing. Returns the version given to each op. */
   async batch(ops: BatchOp[]): Promise<number[]> {
     const versions = ops.map(() => this.nextVersion());
-    await this.data.transaction(() => {
-      ops.forEach((op, i) => {
-        const k = storedKey(op.location, op.key);
-        const before = this.data.getBinaryFast(k)?.length;
-        if (op.type === 'put') {
-          void this.data.put(k, op.value, versions[i]);
-          this.count(op.location, before, 64);
-        } else if (before !== undefined) {
-          void this.data.remove(k);
-          this.count(op.location, before, undefined);
-        }
-      });
+    await this.group.submit({
+      type: 'all',
+      writes: ops.map((op, i): Write =>
+        op.type === 'put'
+          ? { type: 'put', location: op.location, key: storedKey(op.location, op.key), value: op.value, version: versions[i]! }
+          : { type: 'delete', location: op.location, key: storedKey(op.location, op.key) },
+      ),
     });
     return versions;
+  }
+
+  /**
+   * Applies one write inside the group's transaction (see {@link GroupCommit}): checks its condition against what
+   * the transaction sees — earlier writes of the same group included — and keeps the counters exact.
+   */
+  private apply(write: Write | { type: 'all'; writes: Write[] }): boolean {
+    if (write.type === 'all') {
+      for (const w of write.writes) this.apply(w);
+      return true;
+    }
+    const before = this.data.getBinaryFast(write.key)?.length;
+    if (write.ifVersion !== undefined) {
+      const current = before === undefined ? 0 : (this.data.getEntry(write.key)?.version ?? 0);
+      if (current !== write.ifVersion) return false;
+    }
+    if (write.type === 'put') {
+      void this.data.put(write.key, write.value, write.version); // inside the transaction: applied at once
+      this.count(write.location, before, this.data.getBinaryFast(write.key)?.length ?? 0);
+      return true;
+    }
+    if (before === undefined) return false;
+    void this.data.remove(write.key);
+    this.count(write.location, before, undefined);
+    return true;
   }
 
   /**
