@@ -36,7 +36,8 @@ export {
   type MemberInfo,
 } from './coordination/index.js';
 export { StorageNode, type StorageNodeOptions, type StorageStats } from './storage/storage-node.js';
-export { ComputeNode, type ComputeNodeOptions } from './compute/compute-node.js';
+export { ComputeNode, type ComputeNodeOptions, type ComputeStats } from './compute/compute-node.js';
+export { loadServices, type ServiceContext, type ServiceDefinition, type ServiceHandler } from './compute/services.js';
 export { RoutingTable, type NamespaceOptions, type Scheme } from './keyspace/index.js';
 export {
   keySlot,

@@ -8,6 +8,7 @@ import { registerClusterCommands } from './commands/cluster.js';
 import { registerKvCommands } from './commands/kv.js';
 import { registerNodeCommands } from './commands/node.js';
 import { registerDemoCommand } from './commands/demo.js';
+import { registerComputeCommands } from './commands/compute.js';
 
 export function buildProgram(): Command {
   const program = new Command('shardflow')
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
   registerClusterCommands(program);
   registerKvCommands(program);
   registerNodeCommands(program);
+  registerComputeCommands(program);
   registerDemoCommand(program);
   return program;
 }

@@ -9,13 +9,12 @@ import {
   ConnectionError,
   InvalidArgumentError,
   MovedError,
-  ShardflowError,
-  TimeoutError,
   UnavailableError,
   UnknownNamespaceError,
 } from '../errors/index.js';
 import { initialAssignment } from '../partitioning/index.js';
-import { Peer, type Connection } from '../wire/index.js';
+import { PeerPool } from './peer-pool.js';
+import { ServiceCaller, type ServiceCallOptions } from './service-caller.js';
 import { MemberView } from './member-view.js';
 import { scanNamespace, type ScanOptions, type ScanEntry } from './scan.js';
 
@@ -56,7 +55,8 @@ interface Routed {
  * ```
  */
 export class ShardflowClient {
-  private readonly peers = new Map<string, Peer>();
+  private readonly pool: PeerPool;
+  private readonly services: ServiceCaller;
   private readonly timeoutMs: number;
 
   /** @internal use {@link connect} */
@@ -66,6 +66,27 @@ export class ShardflowClient {
     readonly members: MemberView,
   ) {
     this.timeoutMs = options.timeoutMs ?? 10_000;
+    this.pool = new PeerPool(members, options.secret, options.name ?? 'client');
+    this.services = new ServiceCaller(members, this.pool, { timeoutMs: this.timeoutMs });
+  }
+
+  /**
+   * Calls a service on one of its live compute instances, chosen by `strategy` (default round-robin), or by `key` so
+   * the same key reaches the same instance while membership is stable. An idempotent call is retried on another
+   * instance when one fails; any call is retried when it could not be sent at all.
+   *
+   * @example
+   * ```ts
+   * const sum = await client.call('add', { a: 1, b: 2 }, { strategy: 'power-of-two', idempotent: true });
+   * ```
+   */
+  call<R = unknown>(service: string, payload?: unknown, options: ServiceCallOptions = {}): Promise<R> {
+    return this.services.call<R>(service, payload, options);
+  }
+
+  /** Every service offered by a ready compute node, with its instances. */
+  serviceInstances(): Map<string, string[]> {
+    return this.services.instances();
   }
 
   /** Creates a namespace placed over the storage nodes now ready (idempotent for the same scheme). */
@@ -141,7 +162,7 @@ export class ShardflowClient {
       await Promise.all(
         [...groups].map(async ([owner, items]) => {
           try {
-            const peer = await this.peerFor(owner, deadline);
+            const peer = await this.pool.get(owner, deadline);
             const r = await peer.call<{ versions: number[] }>(
               'kv.batch',
               { ns: namespace, epoch: table.epoch, ops: items.map((x) => x.op) },
@@ -170,7 +191,7 @@ export class ShardflowClient {
         table: (ns) => this.tableOf(ns),
         call: async (owner, params) => {
           const deadline = Date.now() + this.timeoutMs;
-          const peer = await this.peerFor(owner, deadline);
+          const peer = await this.pool.get(owner, deadline);
           return peer.call('kv.scan', params, { timeoutMs: this.timeoutMs });
         },
         refresh: async (ns, err) => {
@@ -178,11 +199,11 @@ export class ShardflowClient {
           await this.afterFailure(ns, err);
         },
         openSnapshot: async (owner) => {
-          const peer = await this.peerFor(owner, Date.now() + this.timeoutMs);
+          const peer = await this.pool.get(owner, Date.now() + this.timeoutMs);
           return (await peer.call<{ id: string }>('kv.snapshot.open', {}, { timeoutMs: this.timeoutMs })).id;
         },
         closeSnapshot: async (owner, id) => {
-          const peer = await this.peerFor(owner, Date.now() + this.timeoutMs);
+          const peer = await this.pool.get(owner, Date.now() + this.timeoutMs);
           await peer.call('kv.snapshot.close', { id }, { timeoutMs: this.timeoutMs });
         },
       },
@@ -193,8 +214,8 @@ export class ShardflowClient {
 
   /** Closes connections and watches (and the coordinator client, unless told otherwise). */
   async close(): Promise<void> {
-    for (const p of this.peers.values()) p.close();
-    this.peers.clear();
+    this.services.close();
+    this.pool.close();
     await this.catalog.close();
     await this.members.close();
     if (this.options.ownsCoordinator !== false) await this.options.coordinator.close();
@@ -220,7 +241,7 @@ export class ShardflowClient {
     const deadline = Date.now() + this.timeoutMs;
     const table = this.catalog.find(namespace);
     const owner = table?.ownerOf(table.place(key).partition);
-    const connection = owner === undefined ? undefined : this.liveConnection(owner);
+    const connection = owner === undefined ? undefined : this.pool.live(owner);
     if (!table || !connection) return this.sendSlowly(namespace, key, method, params, idempotent, deadline);
     params.ns = namespace;
     params.epoch = table.epoch;
@@ -242,7 +263,7 @@ export class ShardflowClient {
     for (;;) {
       const { table, owner } = await this.route(namespace, key);
       try {
-        const peer = await this.peerFor(owner, deadline);
+        const peer = await this.pool.get(owner, deadline);
         params.ns = namespace;
         params.epoch = table.epoch;
         return await peer.call<T>(method, params, { timeoutMs: Math.max(1, deadline - Date.now()) });
@@ -251,14 +272,6 @@ export class ShardflowClient {
         await this.afterFailure(namespace, err);
       }
     }
-  }
-
-  /** The open connection to a ready node at its current address, if there is one now. */
-  private liveConnection(nodeId: string): Connection | undefined {
-    const member = this.members.get(nodeId);
-    const peer = this.peers.get(nodeId);
-    if (!member || member.state !== 'ready' || !peer || peer.address !== member.address) return undefined;
-    return peer.current();
   }
 
   private async route(namespace: string, key: string): Promise<Routed> {
@@ -286,36 +299,5 @@ export class ShardflowClient {
     await new Promise((r) => setTimeout(r, 50));
   }
 
-  /** The connection to a node, waiting (until the deadline) for it to be up. */
-  private async peerFor(nodeId: string, deadline: number): Promise<Peer> {
-    const member = await this.members.waitFor(nodeId, deadline);
-    if (!member) {
-      throw new UnavailableError(`node ${nodeId} is not up`, { details: { node: nodeId } });
-    }
-    let peer = this.peers.get(nodeId);
-    if (!peer || peer.address !== member.address) {
-      peer?.close();
-      const [host, port] = splitAddress(member.address);
-      peer = new Peer({
-        host,
-        port,
-        secret: this.options.secret,
-        name: this.options.name ?? 'client',
-        connectTimeoutMs: Math.max(100, Math.min(3000, deadline - Date.now())),
-      });
-      this.peers.set(nodeId, peer);
-    }
-    return peer;
-  }
 }
 
-export function splitAddress(address: string): [string, number] {
-  const i = address.lastIndexOf(':');
-  const port = Number(address.slice(i + 1));
-  if (i <= 0 || !Number.isInteger(port) || port <= 0 || port > 65535) {
-    throw new InvalidArgumentError(`invalid address ${address}: expected host:port`);
-  }
-  return [address.slice(0, i), port];
-}
-
-export { ShardflowError, TimeoutError };

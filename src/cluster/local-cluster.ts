@@ -6,7 +6,7 @@
  * Starting again on an existing directory restarts the same nodes on their data (ids and files are kept), which is
  * how a cluster survives `down` / `up` and how a test restarts killed nodes.
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import {
   ClusterDir,
@@ -18,7 +18,7 @@ import {
 } from '../config/cluster-dir.js';
 import { ConfigError, InvalidArgumentError } from '../errors/index.js';
 import { generateSecretFile } from '../wire/index.js';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { connect } from '../client/index.js';
 import { isAlive, spawnShardflow, terminate } from './spawn.js';
 
@@ -33,6 +33,8 @@ export interface UpOptions {
    * coordinator process.
    */
   coordinator?: CoordinatorAddress;
+  /** The services module compute nodes host (kept in cluster.json for later starts and `scale`). */
+  services?: string;
 }
 
 export interface LocalCluster {
@@ -75,7 +77,15 @@ export async function startLocalCluster(options: UpOptions): Promise<LocalCluste
     };
     await dir.writeCluster(file);
   }
-  const cluster = await dir.readCluster();
+  let cluster = await dir.readCluster();
+  if (options.services !== undefined) {
+    const services = resolve(options.services);
+    if (!existsSync(services)) throw new ConfigError(`services module ${services} does not exist`);
+    if (cluster.services !== services) {
+      cluster = { ...cluster, services };
+      await dir.writeCluster(cluster);
+    }
+  }
   if (!fresh && options.coordinator && JSON.stringify(options.coordinator) !== JSON.stringify(cluster.coordinator)) {
     throw new ConfigError(`${dir.root} already belongs to a cluster with another coordinator`);
   }
@@ -95,7 +105,7 @@ export async function startLocalCluster(options: UpOptions): Promise<LocalCluste
       wanted.push(existing ?? { id, role: role as NodeRole, capacity: 1 });
     }
   }
-  const nodes = await Promise.all(wanted.map((n) => ensureNode(dir, n)));
+  const nodes = await Promise.all(wanted.map((n) => ensureNode(dir, n, cluster.services)));
 
   if (fresh && options.defaultNamespace !== false) {
     const client = await connect({ dir: dir.root });
@@ -116,13 +126,12 @@ async function ensureCoordinator(dir: ClusterDir): Promise<number> {
   return spawned.pid;
 }
 
-async function ensureNode(dir: ClusterDir, node: LocalNodeFile): Promise<LocalNodeFile> {
+async function ensureNode(dir: ClusterDir, node: LocalNodeFile, services: string | undefined): Promise<LocalNodeFile> {
   const current = await dir.readNode(node.id);
   if (current?.pid !== undefined && isAlive(current.pid)) return current;
-  const spawned = await spawnShardflow(
-    ['node', '--role', node.role, '--id', node.id, '--dir', dir.root, '--capacity', String(node.capacity)],
-    dir.nodeLog(node.id),
-  );
+  const args = ['node', '--role', node.role, '--id', node.id, '--dir', dir.root, '--capacity', String(node.capacity)];
+  if (node.role === 'compute' && services) args.push('--services', services);
+  const spawned = await spawnShardflow(args, dir.nodeLog(node.id));
   const started: LocalNodeFile = {
     ...node,
     pid: spawned.pid,
@@ -138,7 +147,7 @@ export async function restartLocalNode(dirPath: string, id: string): Promise<Loc
   const dir = new ClusterDir(dirPath);
   const node = await dir.readNode(id);
   if (!node) throw new InvalidArgumentError(`no node ${id} in ${dir.root}`);
-  return ensureNode(dir, node);
+  return ensureNode(dir, node, (await dir.readCluster()).services);
 }
 
 /** Stops every node (cleanly, SIGTERM first), then the coordinator. Resolves with what happened to each. */
@@ -170,4 +179,40 @@ async function readPid(path: string): Promise<number | undefined> {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Sets the number of compute nodes of a local cluster: starts new ones (ready before this resolves), or drains and
+ * stops the newest ones (SIGTERM: they stop taking calls, finish what they run, then exit). Storage scaling moves
+ * data and comes with the migration machinery.
+ */
+export async function scaleLocalCompute(dirPath: string | undefined, count: number): Promise<{ started: string[]; stopped: string[] }> {
+  checkCount(count, 'compute', 0);
+  const dir = new ClusterDir(dirPath);
+  const cluster = await dir.readCluster();
+  const all = (await dir.listNodes()).filter((n) => n.role === 'compute');
+  const running = all.filter((n) => isAlive(n.pid));
+  const started: string[] = [];
+  const stopped: string[] = [];
+  if (running.length < count) {
+    const ids = new Set(all.map((n) => n.id));
+    const toStart: LocalNodeFile[] = [];
+    // Restart stopped ones first (in id order), then take new ids.
+    for (const n of all) if (!isAlive(n.pid) && toStart.length + running.length < count) toStart.push(n);
+    for (let i = 1; toStart.length + running.length < count; i++) {
+      if (!ids.has(`c${i}`)) toStart.push({ id: `c${i}`, role: 'compute', capacity: 1 });
+    }
+    await Promise.all(toStart.map((n) => ensureNode(dir, n, cluster.services)));
+    started.push(...toStart.map((n) => n.id));
+  } else if (running.length > count) {
+    const victims = running.sort((a, b) => compareIds(b.id, a.id)).slice(0, running.length - count);
+    await Promise.all(
+      victims.map(async (n) => {
+        await terminate(n.pid!, 60_000); // a drain may wait for long calls
+        await rm(dir.nodeDir(n.id), { recursive: true, force: true }); // compute nodes keep nothing
+      }),
+    );
+    stopped.push(...victims.map((n) => n.id));
+  }
+  return { started, stopped };
 }

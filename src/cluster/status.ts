@@ -19,6 +19,10 @@ export interface NodeStatus {
   partitions?: number;
   keys?: number;
   bytes?: number;
+  /** Compute nodes only: the services announced, calls running now, calls completed per second. */
+  services?: string[];
+  inFlight?: number;
+  callsPerSec?: number;
 }
 
 export interface NamespaceStatus {
@@ -60,6 +64,9 @@ export async function clusterStatus(dirPath?: string): Promise<ClusterStatus> {
         if (status.role === 'storage') {
           Object.assign(status, { partitions: 0, keys: 0, bytes: 0 });
           if (m && m.state === 'ready') Object.assign(status, await storageStats(m.address, secret));
+        } else {
+          Object.assign(status, { services: Array.isArray(m?.services) ? m.services : [], inFlight: 0, callsPerSec: 0 });
+          if (m) Object.assign(status, await computeStats(m.address, secret));
         }
         return status;
       }),
@@ -76,22 +83,32 @@ export async function clusterStatus(dirPath?: string): Promise<ClusterStatus> {
   }
 }
 
-async function storageStats(address: string, secret: Uint8Array): Promise<{ partitions: number; keys: number; bytes: number }> {
+/** Asks one node for its `node.stats`; undefined if it does not answer in time. */
+async function nodeStats<T>(address: string, secret: Uint8Array): Promise<T | undefined> {
   const [host, port] = splitAddress(address);
   const peer = new Peer({ host, port, secret, name: 'status', connectTimeoutMs: 2000 });
   try {
-    const s = await peer.call<{ partitions: number; keys: number; bytes: number }>('node.stats', null, { timeoutMs: 3000 });
-    return { partitions: s.partitions, keys: s.keys, bytes: s.bytes };
+    return await peer.call<T>('node.stats', null, { timeoutMs: 3000 });
   } catch {
-    return { partitions: 0, keys: 0, bytes: 0 };
+    return undefined;
   } finally {
     peer.close();
   }
 }
 
+async function storageStats(address: string, secret: Uint8Array): Promise<Partial<NodeStatus>> {
+  const s = await nodeStats<{ partitions: number; keys: number; bytes: number }>(address, secret);
+  return s ? { partitions: s.partitions, keys: s.keys, bytes: s.bytes } : {};
+}
+
+async function computeStats(address: string, secret: Uint8Array): Promise<Partial<NodeStatus>> {
+  const s = await nodeStats<{ inFlight: number; callsPerSec: number }>(address, secret);
+  return s ? { inFlight: s.inFlight, callsPerSec: s.callsPerSec } : {};
+}
+
 /** The status as an aligned text table. */
 export function formatStatus(status: ClusterStatus): string {
-  const header = ['ID', 'ROLE', 'STATE', 'ADDRESS', 'PID', 'PARTITIONS', 'KEYS', 'BYTES'];
+  const header = ['ID', 'ROLE', 'STATE', 'ADDRESS', 'PID', 'PARTITIONS', 'KEYS', 'BYTES', 'IN-FLIGHT', 'CALLS/S', 'SERVICES'];
   const rows = status.nodes.map((n) => [
     n.id,
     n.role,
@@ -101,6 +118,9 @@ export function formatStatus(status: ClusterStatus): string {
     n.partitions === undefined ? '-' : String(n.partitions),
     n.keys === undefined ? '-' : String(n.keys),
     n.bytes === undefined ? '-' : formatBytes(n.bytes),
+    n.inFlight === undefined ? '-' : String(n.inFlight),
+    n.callsPerSec === undefined ? '-' : n.callsPerSec.toFixed(1),
+    n.services === undefined ? '-' : n.services.join(',') || '(none)',
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();

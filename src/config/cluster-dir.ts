@@ -2,7 +2,8 @@
  * The cluster directory (`.shardflow` by default): what a local cluster keeps on disk, and how a client or command
  * finds a running cluster from it.
  *
- *   cluster.json           { version, coordinator: { kind: 'embedded', host, port } | { kind: 'etcd', endpoints, prefix } }
+ *   cluster.json           { version, coordinator: { kind: 'embedded', host, port } | { kind: 'etcd', endpoints, prefix },
+ *                            services?: path of the module compute nodes host }
  *   secret                 the cluster secret, mode 0600
  *   coordinator/           the embedded coordinator's state file, log and pid
  *   nodes/<id>/node.json   { id, role, pid, address, capacity, startedAt } for every node started from here
@@ -22,6 +23,8 @@ export interface ClusterFile {
   version: 1;
   coordinator: CoordinatorAddress;
   createdAt: string;
+  /** The services module (absolute path) local compute nodes host, if any. */
+  services?: string;
 }
 
 export type NodeRole = 'storage' | 'compute';

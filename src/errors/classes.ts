@@ -50,6 +50,10 @@ export class UnavailableError extends make('UNAVAILABLE', 'UnavailableError', tr
 export class ConfigError extends make('CONFIG_ERROR', 'ConfigError', false) {}
 /** No cluster is running in the given directory, or it cannot be reached. */
 export class ClusterNotRunningError extends make('CLUSTER_NOT_RUNNING', 'ClusterNotRunningError', false) {}
+/** No service of that name is offered (by this node, or by any node for a caller). */
+export class UnknownServiceError extends make('UNKNOWN_SERVICE', 'UnknownServiceError', false) {}
+/** A service handler threw; `details.errorName` names what it threw. Retrying runs the handler again. */
+export class ServiceError extends make('SERVICE_FAILED', 'ServiceError', false) {}
 /** A bug or an unexpected failure on the remote side; its message is kept. */
 export class InternalError extends make('INTERNAL', 'InternalError', false) {}
 
@@ -73,6 +77,8 @@ export const errorClassesByCode: ReadonlyMap<string, new (message: string, optio
       UnavailableError,
       ConfigError,
       ClusterNotRunningError,
+      UnknownServiceError,
+      ServiceError,
       InternalError,
     ].map((cls) => [cls.code, cls]),
   );

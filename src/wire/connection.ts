@@ -18,6 +18,7 @@ import {
   ProtocolError,
   ShardflowError,
   TimeoutError,
+  TooLargeError,
   UnknownMethodError,
   fromWireError,
   isWireError,
@@ -37,6 +38,8 @@ export type RequestHandler = (method: string, params: unknown, connection: Conne
 export interface CallOptions {
   /** Deadline for the answer; default the connection's `defaultTimeoutMs`. */
   timeoutMs?: number;
+  /** Refuse (with TooLargeError, nothing sent) a request whose encoded frame is larger than this. */
+  maxBytes?: number;
 }
 
 interface Pending {
@@ -54,6 +57,8 @@ export class Connection extends EventEmitter {
   /** Name the peer gave in its handshake (client side: the server's address). */
   readonly peerName: string;
   defaultTimeoutMs = 10_000;
+  /** Largest request this side serves; a larger one (still within the frame limit) gets a TooLargeError answer. */
+  maxRequestBytes = Number.POSITIVE_INFINITY;
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
   private closed = false;
@@ -100,6 +105,13 @@ export class Connection extends EventEmitter {
       body = encodeBody([REQUEST, id, method, params ?? null]);
     } catch (cause) {
       return Promise.reject(new InvalidArgumentError(`${method}: parameters cannot be encoded`, { cause }));
+    }
+    if (options.maxBytes !== undefined && body.length > options.maxBytes) {
+      return Promise.reject(
+        new TooLargeError(`${method}: request of ${body.length} bytes exceeds the limit of ${options.maxBytes}`, {
+          details: { bytes: body.length, limit: options.maxBytes },
+        }),
+      );
     }
     return new Promise<T>((resolve, reject) => {
       this.pending.set(id, {
@@ -165,7 +177,7 @@ export class Connection extends EventEmitter {
 
   private onData(chunk: Buffer): void {
     try {
-      this.decoder.push(chunk, (message) => this.onMessage(message));
+      this.decoder.push(chunk, (message, bytes) => this.onMessage(message, bytes));
     } catch (err) {
       const reason = err instanceof ShardflowError ? err : new ProtocolError(String(err), { cause: err });
       this.log.warn('closing connection: bad frame', { peer: this.peerName, code: reason.code, reason: reason.message });
@@ -173,7 +185,7 @@ export class Connection extends EventEmitter {
     }
   }
 
-  private onMessage(message: unknown): void {
+  private onMessage(message: unknown, bytes: number): void {
     if (!Array.isArray(message) || typeof message[0] !== 'number') {
       throw new ProtocolError('frame is not a message array');
     }
@@ -182,6 +194,14 @@ export class Connection extends EventEmitter {
         const [, id, method, params] = message;
         if (typeof id !== 'number' || typeof method !== 'string' || method.length > 100) {
           throw new ProtocolError('malformed request frame');
+        }
+        if (bytes > this.maxRequestBytes) {
+          // Within the frame limit but over this server's request limit: refuse the one request, keep the connection.
+          const err = new TooLargeError(`${method}: request of ${bytes} bytes exceeds the limit of ${this.maxRequestBytes}`, {
+            details: { bytes, limit: this.maxRequestBytes },
+          });
+          this.write([FAILURE, id, toWireError(err)]);
+          return;
         }
         this.dispatch(id, method, params);
         return;

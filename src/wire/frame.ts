@@ -41,7 +41,7 @@ export class FrameDecoder {
     this.maxFrameBytes = maxFrameBytes;
   }
 
-  push(chunk: Buffer, onMessage: (message: unknown) => void): void {
+  push(chunk: Buffer, onMessage: (message: unknown, bytes: number) => void): void {
     this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
     let offset = 0;
     while (this.pending.length - offset >= 4) {
@@ -60,7 +60,7 @@ export class FrameDecoder {
       } catch (cause) {
         throw new ProtocolError('frame body is not valid msgpack', { cause });
       }
-      onMessage(message);
+      onMessage(message, length);
     }
     this.pending = offset === this.pending.length ? Buffer.alloc(0) : this.pending.subarray(offset);
   }

@@ -14,8 +14,10 @@ export interface RpcServerOptions {
   secret: Uint8Array;
   /** Handles every authenticated request. */
   handler: RequestHandler;
-  /** Largest frame accepted after authentication. */
+  /** Largest frame accepted after authentication; a larger one closes the connection. */
   maxFrameBytes?: number;
+  /** Largest request served; a larger one within the frame limit is answered with TooLargeError. */
+  maxRequestBytes?: number;
   /** Time a peer has to finish the handshake. */
   handshakeTimeoutMs?: number;
   logger?: Logger;
@@ -103,6 +105,7 @@ export class RpcServer {
       }
       decoder.maxFrameBytes = this.options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
       const connection = new Connection(socket, decoder, auth.name || remote, this.log, this.options.handler);
+      if (this.options.maxRequestBytes !== undefined) connection.maxRequestBytes = this.options.maxRequestBytes;
       this.connections.add(connection);
       connection.once('close', (reason: Error) => {
         this.connections.delete(connection);

@@ -16,11 +16,18 @@ export function registerClusterCommands(program: Command): void {
     .option('--dir <dir>', 'cluster directory', DEFAULT_CLUSTER_DIR)
     .option('--detach', 'return once every node is ready, leaving the cluster running')
     .option('--coordinator <url>', 'use an external etcd (etcd://host:port,...) instead of an embedded coordinator')
-    .action(async (opts: { storage: number; compute: number; dir: string; detach?: boolean; coordinator?: string }) => {
+    .option('--services <file>', 'the module (.ts or .js) whose exported handlers compute nodes host')
+    .action(async (opts: { storage: number; compute: number; dir: string; detach?: boolean; coordinator?: string; services?: string }) => {
       const coordinator = opts.coordinator ? parseCoordinatorUrl(opts.coordinator) : undefined;
       const { startLocalCluster, stopLocalCluster } = await import('../../cluster/local-cluster.js');
       const { clusterStatus, formatStatus } = await import('../../cluster/status.js');
-      const cluster = await startLocalCluster({ dir: opts.dir, storage: opts.storage, compute: opts.compute, coordinator });
+      const cluster = await startLocalCluster({
+        dir: opts.dir,
+        storage: opts.storage,
+        compute: opts.compute,
+        coordinator,
+        services: opts.services,
+      });
       const status = await clusterStatus(opts.dir);
       process.stdout.write(formatStatus(status) + '\n');
       if (opts.detach) {

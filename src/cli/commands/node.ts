@@ -24,6 +24,7 @@ interface NodeOptions {
   advertise?: string;
   capacity: number;
   durability: 'process' | 'device';
+  services?: string;
 }
 
 export function registerNodeCommands(program: Command): void {
@@ -39,6 +40,7 @@ export function registerNodeCommands(program: Command): void {
     .option('--listen <host:port>', 'address to listen on', parseHostPort('--listen'), { host: '127.0.0.1', port: 0 })
     .option('--advertise <host>', 'host others should connect to (default: the listen host)')
     .option('--capacity <n>', 'relative capacity for partition placement', parsePositive('--capacity'), 1)
+    .option('--services <file>', 'compute: the module (.ts or .js) whose exported handlers this node hosts')
     .option('--durability <mode>', 'storage: acknowledge writes once safe from a process crash (process), or once on the device (device)', 'process')
     .action(async (opts: NodeOptions) => {
       if (opts.durability !== 'process' && opts.durability !== 'device') {
@@ -53,6 +55,10 @@ export function registerNodeCommands(program: Command): void {
       if (!address || !secretPath) throw new ConfigError('give --dir, or --coordinator and --secret-file');
       const dataDir = opts.data ?? dir?.nodeDataDir(opts.id);
       if (opts.role === 'storage' && !dataDir) throw new ConfigError('a storage node needs --data or --dir');
+      if (opts.services && opts.role !== 'compute') throw new InvalidArgumentError('--services is for compute nodes');
+      const { loadServices } = await import('../../compute/services.js');
+      // Load the user's module before joining: a module that does not load is refused before anything announces.
+      const services = opts.services ? await loadServices(opts.services) : undefined;
       const secret = await readSecretFile(secretPath);
       const { createCoordinator } = await import('../../coordination/index.js');
       const { StorageNode } = await import('../../storage/storage-node.js');
@@ -73,7 +79,7 @@ export function registerNodeCommands(program: Command): void {
       const node =
         opts.role === 'storage'
           ? await StorageNode.start({ ...common, dataDir: dataDir!, durability: opts.durability })
-          : await ComputeNode.start(common);
+          : await ComputeNode.start({ ...common, services });
       announceReady({ id: node.id, role: opts.role, address: node.address, pid: process.pid });
       const signal = await untilSignal();
       createLogger(`${opts.role}:${opts.id}`).info('stopping', { signal });

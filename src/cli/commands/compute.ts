@@ -1,0 +1,68 @@
+/** `shardflow call` and `shardflow scale`: use and size the compute tier. */
+import type { Command } from 'commander';
+import { DEFAULT_CLUSTER_DIR } from '../../config/cluster-dir.js';
+import { InvalidArgumentError } from '../../errors/index.js';
+import { parseCount, parseValue } from '../options.js';
+
+const STRATEGIES = ['round-robin', 'random', 'least-outstanding', 'power-of-two'] as const;
+
+/** `compute=N` or `storage=N`. */
+export function parseScaleTarget(text: string): { tier: 'compute' | 'storage'; count: number } {
+  const m = /^(compute|storage)=(\d{1,3})$/.exec(text);
+  if (!m) throw new InvalidArgumentError(`expected compute=N or storage=N, not ${JSON.stringify(text)}`);
+  return { tier: m[1] as 'compute' | 'storage', count: Number(m[2]) };
+}
+
+export function registerComputeCommands(program: Command): void {
+  program
+    .command('call')
+    .description('call SERVICE on a compute node with a JSON payload, print the result as JSON')
+    .argument('<service>')
+    .argument('[payload]', 'JSON (or else a string)', 'null')
+    .option('--dir <dir>', 'cluster directory', DEFAULT_CLUSTER_DIR)
+    .option('--strategy <name>', `instance choice: ${STRATEGIES.join(', ')}`, 'round-robin')
+    .option('--key <key>', 'route by key: the same key reaches the same instance')
+    .option('--idempotent', 'safe to retry on another instance if one fails')
+    .option('--timeout <ms>', 'deadline in ms', parseCount('--timeout', 1, 3_600_000), 30_000)
+    .action(
+      async (
+        service: string,
+        payload: string,
+        opts: { dir: string; strategy: string; key?: string; idempotent?: boolean; timeout: number },
+      ) => {
+        if (!(STRATEGIES as readonly string[]).includes(opts.strategy)) {
+          throw new InvalidArgumentError(`--strategy must be one of ${STRATEGIES.join(', ')}, not ${JSON.stringify(opts.strategy)}`);
+        }
+        const { connect } = await import('../../client/index.js');
+        const client = await connect({ dir: opts.dir, name: 'cli', timeoutMs: opts.timeout });
+        try {
+          const result = await client.call(service, parseValue(payload, false), {
+            strategy: opts.strategy as (typeof STRATEGIES)[number],
+            key: opts.key,
+            idempotent: opts.idempotent === true,
+            timeoutMs: opts.timeout,
+          });
+          process.stdout.write(JSON.stringify(result ?? null) + '\n');
+        } finally {
+          await client.close();
+        }
+      },
+    );
+
+  program
+    .command('scale')
+    .description('set the number of compute nodes of the local cluster: compute=N (scale-in drains first)')
+    .argument('<target>', 'compute=N')
+    .option('--dir <dir>', 'cluster directory', DEFAULT_CLUSTER_DIR)
+    .action(async (target: string, opts: { dir: string }) => {
+      const { tier, count } = parseScaleTarget(target);
+      if (tier === 'storage') {
+        throw new InvalidArgumentError('scaling storage nodes moves data; it comes with online migration (not built yet)');
+      }
+      const { scaleLocalCompute } = await import('../../cluster/local-cluster.js');
+      const { started, stopped } = await scaleLocalCompute(opts.dir, count);
+      if (started.length) process.stdout.write(`started ${started.join(', ')}\n`);
+      if (stopped.length) process.stdout.write(`drained and stopped ${stopped.join(', ')}\n`);
+      process.stdout.write(`compute nodes: ${count}\n`);
+    });
+}
