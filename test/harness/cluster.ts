@@ -31,11 +31,18 @@ export async function startTestCluster(options: {
   storage: number;
   compute?: number;
   coordinator?: CoordinatorAddress;
+  services?: string;
 }): Promise<TestCluster> {
   const dir = await mkdtemp(join(tmpdir(), 'sf-cluster-'));
   const clients: ShardflowClient[] = [];
   try {
-    await startLocalCluster({ dir, storage: options.storage, compute: options.compute ?? 0, coordinator: options.coordinator });
+    await startLocalCluster({
+      dir,
+      storage: options.storage,
+      compute: options.compute ?? 0,
+      coordinator: options.coordinator,
+      services: options.services,
+    });
   } catch (err) {
     await stopLocalCluster(dir).catch(() => undefined);
     await rm(dir, { recursive: true, force: true });
