@@ -7,6 +7,10 @@ import { rm } from 'node:fs/promises';
 import { SingleBar, Presets } from 'cli-progress';
 import { InternalError } from '../../errors/index.js';
 import { parseCount } from '../options.js';
+import { fileURLToPath } from 'node:url';
+
+/** The example services the demo's compute nodes host. */
+const DEMO_SERVICES = fileURLToPath(new URL('../../../examples/services.ts', import.meta.url));
 
 export function registerDemoCommand(program: Command): void {
   program
@@ -22,9 +26,9 @@ export function registerDemoCommand(program: Command): void {
       const say = (line: string) => process.stdout.write(line + '\n');
       await stopLocalCluster(opts.dir).catch(() => undefined); // a demo left running with --keep
       await rm(opts.dir, { recursive: true, force: true });
-      say(`1. starting a local cluster in ${opts.dir}: 3 storage nodes, 1 compute node, embedded coordinator`);
+      say(`1. starting a local cluster in ${opts.dir}: 3 storage nodes, 2 compute nodes, embedded coordinator`);
       const t0 = Date.now();
-      await startLocalCluster({ dir: opts.dir, storage: 3, compute: 1 });
+      await startLocalCluster({ dir: opts.dir, storage: 3, compute: 2, services: DEMO_SERVICES });
       say(`   ready in ${Date.now() - t0} ms`);
       const client = await connect({ dir: opts.dir, name: 'demo' });
       try {
@@ -67,16 +71,26 @@ export function registerDemoCommand(program: Command): void {
         say(`   ${opts.keys} gets and an ordered scan of ${scanned} events, all correct, in ${Date.now() - t2} ms`);
         const ranges = client.catalog.table('events').partitions().length;
         say(`   "events" has split itself into ${ranges} key ranges as it grew`);
+
+        say('4. calling services on the stateless compute nodes (examples/services.ts)');
+        const t3 = Date.now();
+        const calls = 2000;
+        const served = await Promise.all(Array.from({ length: calls }, () => client.call<string>('whoami')));
+        const per = new Map<string, number>();
+        for (const id of served) per.set(id, (per.get(id) ?? 0) + 1);
+        say(`   ${calls} calls round-robin in ${Date.now() - t3} ms: ${[...per].map(([id, n]) => `${id} served ${n}`).join(', ')}`);
+        const words = await client.call<Record<string, number>>('wordcount', 'the quick fox and the lazy dog and the cat');
+        say(`   wordcount on any instance: the=${words.the}, and=${words.and}, fox=${words.fox}`);
       } finally {
         await client.close();
       }
-      say('4. cluster status');
+      say('5. cluster status');
       say(formatStatus(await clusterStatus(opts.dir)));
       if (opts.keep) {
         say(`\nthe cluster keeps running: try  npx shardflow status --dir ${opts.dir}  and stop it with  npx shardflow down --dir ${opts.dir}`);
         return;
       }
       await stopLocalCluster(opts.dir);
-      say('5. cluster stopped (data kept in ' + opts.dir + '; run with --keep to leave it running)');
+      say('6. cluster stopped (data kept in ' + opts.dir + '; run with --keep to leave it running)');
     });
 }

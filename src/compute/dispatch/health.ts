@@ -165,7 +165,7 @@ export class InstanceHealth {
   private eject(now: number): void {
     this.current = 'ejected';
     this.until = now + this.nextEjectMs;
-    this.nextEjectMs = Math.min(this.nextEjectMs * 3, this.policy.maxEjectMs);
+    this.nextEjectMs = Math.min(this.nextEjectMs * 2, this.policy.maxEjectMs);
     this.failures = 0;
   }
 }
