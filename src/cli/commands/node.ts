@@ -49,13 +49,13 @@ export function registerNodeCommands(program: Command): void {
       if (opts.role !== 'storage' && opts.role !== 'compute') {
         throw new InvalidArgumentError(`--role must be storage or compute, not ${JSON.stringify(opts.role)}`);
       }
+      if (opts.services && opts.role !== 'compute') throw new InvalidArgumentError('--services is for compute nodes');
       const dir = opts.dir ? new ClusterDir(opts.dir) : undefined;
       const address = opts.coordinator ? parseCoordinatorUrl(opts.coordinator) : (await dir?.readCluster())?.coordinator;
       const secretPath = opts.secretFile ?? dir?.secretFile;
       if (!address || !secretPath) throw new ConfigError('give --dir, or --coordinator and --secret-file');
       const dataDir = opts.data ?? dir?.nodeDataDir(opts.id);
       if (opts.role === 'storage' && !dataDir) throw new ConfigError('a storage node needs --data or --dir');
-      if (opts.services && opts.role !== 'compute') throw new InvalidArgumentError('--services is for compute nodes');
       const { loadServices } = await import('../../compute/services.js');
       // Load the user's module before joining: a module that does not load is refused before anything announces.
       const services = opts.services ? await loadServices(opts.services) : undefined;
