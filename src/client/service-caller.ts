@@ -17,7 +17,7 @@ import {
   UnavailableError,
   UnknownServiceError,
 } from '../errors/index.js';
-import { createStrategy, InstanceHealth, pickByKey, type InstanceState, type Strategy, type StrategyName } from '../compute/dispatch/index.js';
+import { createStrategy, InstanceHealth, pickByKey, type InstanceState, type Strategy, type StrategyName } from '../dispatch/index.js';
 import type { MemberRecord, MemberView } from './member-view.js';
 import type { PeerPool } from './peer-pool.js';
 

@@ -8,7 +8,7 @@
  *
  * @example
  * ```ts
- * import { createStrategy, pickByKey, InstanceHealth } from './compute/dispatch/index.js';
+ * import { createStrategy, pickByKey, InstanceHealth } from './dispatch/index.js';
  * const usable = instances.filter((i) => health.get(i.id)!.isAvailable(now));
  * const target = key === undefined ? strategy.choose(usable) : pickByKey(key, usable.map((i) => i.id));
  * ```

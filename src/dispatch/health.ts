@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { InvalidArgumentError } from '../../errors/index.js';
+import { InvalidArgumentError } from '../errors/index.js';
 
 /** When to eject an instance and for how long. */
 export interface EjectionPolicy {

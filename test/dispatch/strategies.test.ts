@@ -6,8 +6,8 @@ import {
   STRATEGY_NAMES,
   type InstanceState,
   type StrategyName,
-} from '../../../src/compute/dispatch/index.js';
-import { InvalidArgumentError } from '../../../src/errors/index.js';
+} from '../../src/dispatch/index.js';
+import { InvalidArgumentError } from '../../src/errors/index.js';
 import { instances, mulberry32 } from './prng.js';
 
 const SEED = { seed: 42 };

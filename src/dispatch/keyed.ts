@@ -16,8 +16,8 @@
  *
  * @module
  */
-import { InvalidArgumentError } from '../../errors/index.js';
-import { hash64 } from '../../partitioning/hash.js';
+import { InvalidArgumentError } from '../errors/index.js';
+import { hash64 } from '../partitioning/index.js';
 
 const encoder = new TextEncoder();
 

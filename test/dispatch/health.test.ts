@@ -1,7 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
-import { DEFAULT_EJECTION_POLICY, InstanceHealth } from '../../../src/compute/dispatch/index.js';
-import { InvalidArgumentError } from '../../../src/errors/index.js';
+import { DEFAULT_EJECTION_POLICY, InstanceHealth } from '../../src/dispatch/index.js';
+import { InvalidArgumentError } from '../../src/errors/index.js';
 
 const SEED = { seed: 42 };
 

@@ -1,8 +1,8 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import fc from 'fast-check';
-import { pickByKey } from '../../../src/compute/dispatch/index.js';
-import { hash64 } from '../../../src/partitioning/index.js';
-import { InvalidArgumentError } from '../../../src/errors/index.js';
+import { pickByKey } from '../../src/dispatch/index.js';
+import { hash64 } from '../../src/partitioning/index.js';
+import { InvalidArgumentError } from '../../src/errors/index.js';
 
 const SEED = { seed: 42 };
 const KEYS = Array.from({ length: 100_000 }, (_, i) => `user:${i}`);

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { InvalidArgumentError } from '../../errors/index.js';
+import { InvalidArgumentError } from '../errors/index.js';
 
 /** What a strategy knows about one instance. The dispatcher owns these objects and mutates them as calls progress. */
 export interface InstanceState {
