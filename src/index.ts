@@ -17,8 +17,24 @@
  * @packageDocumentation
  */
 export * from './errors/index.js';
-export { connect, ShardflowClient, type ConnectOptions, type BatchOp, type Entry, type ScanOptions, type ScanEntry } from './client/index.js';
-export { startLocalCluster, stopLocalCluster, restartLocalNode, type UpOptions, type LocalCluster } from './cluster/local-cluster.js';
+export {
+  connect,
+  ShardflowClient,
+  type ConnectOptions,
+  type BatchOp,
+  type Entry,
+  type ScanOptions,
+  type ScanEntry,
+  type ServiceCallOptions,
+} from './client/index.js';
+export {
+  startLocalCluster,
+  stopLocalCluster,
+  restartLocalNode,
+  scaleLocalCompute,
+  type UpOptions,
+  type LocalCluster,
+} from './cluster/local-cluster.js';
 export { clusterStatus, type ClusterStatus, type NodeStatus, type NamespaceStatus } from './cluster/status.js';
 export {
   createCoordinator,
@@ -53,4 +69,5 @@ export {
   type Move,
   type PlannerNode,
 } from './partitioning/index.js';
+export { createStrategy, pickByKey, InstanceHealth, STRATEGY_NAMES, type StrategyName, type Strategy } from './dispatch/index.js';
 export { RpcServer, connect as connectWire, Peer, type Connection } from './wire/index.js';
