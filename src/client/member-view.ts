@@ -20,6 +20,8 @@ export interface MemberRecord {
 export class MemberView {
   private readonly members = new Map<string, MemberRecord>();
   private readonly waiters = new Set<() => void>();
+  /** `ready()` answers by role, rebuilt only when membership changes (it is on every service call's path). */
+  private readyCache = new Map<string, MemberRecord[]>();
   private watch: Watch | undefined;
 
   static async open(coordinator: Coordinator): Promise<MemberView> {
@@ -28,6 +30,7 @@ export class MemberView {
     view.watch = await coordinator.watch(MEMBERS_PREFIX, (event) => {
       if (event.type === 'put' && event.value !== undefined) view.accept(event.key, event.value);
       else view.members.delete(event.key.slice(MEMBERS_PREFIX.length));
+      view.readyCache = new Map();
       for (const w of [...view.waiters]) w();
     });
     return view;
@@ -52,10 +55,16 @@ export class MemberView {
   }
 
   /** Members in state `ready`, optionally of one role, in id order. */
-  ready(role?: 'storage' | 'compute'): MemberRecord[] {
-    return this.all()
-      .filter((m) => m.state === 'ready' && (role === undefined || m.role === role))
-      .sort((a, b) => a.id.localeCompare(b.id, 'en', { numeric: true }));
+  ready(role?: 'storage' | 'compute'): readonly MemberRecord[] {
+    const cacheKey = role ?? '*';
+    let list = this.readyCache.get(cacheKey);
+    if (!list) {
+      list = this.all()
+        .filter((m) => m.state === 'ready' && (role === undefined || m.role === role))
+        .sort((a, b) => a.id.localeCompare(b.id, 'en', { numeric: true }));
+      this.readyCache.set(cacheKey, list);
+    }
+    return list;
   }
 
   /** The member if it is ready, waiting for it until `deadline` (ms since epoch); undefined if it does not come. */

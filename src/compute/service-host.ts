@@ -9,7 +9,7 @@ import {
   TimeoutError,
   UnknownServiceError,
 } from '../errors/index.js';
-import { DEFAULT_SERVICE_TIMEOUT_MS, type ServiceDefinition } from './services.js';
+import { DEFAULT_SERVICE_TIMEOUT_MS, type ServiceContext, type ServiceDefinition } from './services.js';
 
 /** Per service numbers, as `node.stats` reports them. */
 export interface ServiceStats {
@@ -48,6 +48,39 @@ class RateMeter {
   }
 }
 
+/** A call in progress: its deadline, and an AbortSignal made only if the handler asks for it. */
+class RunningCall {
+  fail: (err: Error) => void = () => {};
+  private controller: AbortController | undefined;
+
+  constructor(
+    readonly service: string,
+    readonly deadline: number,
+  ) {}
+
+  context(node: string): ServiceContext {
+    const self = this;
+    return {
+      service: this.service,
+      node,
+      deadline: this.deadline,
+      get signal() {
+        return (self.controller ??= new AbortController()).signal;
+      },
+    };
+  }
+
+  /** The deadline passed: the caller gets a TimeoutError now; the handler's signal is aborted. */
+  expire(err: Error): void {
+    this.abort(err);
+    this.fail(err);
+  }
+
+  abort(reason: Error): void {
+    this.controller?.abort(reason);
+  }
+}
+
 interface Counters {
   inFlight: number;
   calls: number;
@@ -57,7 +90,8 @@ interface Counters {
 
 export class ServiceHost {
   private readonly counters = new Map<string, Counters>();
-  private readonly controllers = new Set<AbortController>();
+  private readonly running = new Set<RunningCall>();
+  private sweeper: NodeJS.Timeout | undefined;
   private idleWaiters: (() => void)[] = [];
   private total = 0;
 
@@ -79,7 +113,7 @@ export class ServiceHost {
   }
 
   /** Runs `svc.call { service, payload, timeoutMs? }`. */
-  async call(raw: unknown): Promise<unknown> {
+  call(raw: unknown): Promise<unknown> {
     if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
       throw new InvalidArgumentError('svc.call parameters must be an object { service, payload }');
     }
@@ -94,39 +128,64 @@ export class ServiceHost {
       throw new InvalidArgumentError('timeoutMs must be a positive number');
     }
     const limit = Math.min(def.timeoutMs ?? DEFAULT_SERVICE_TIMEOUT_MS, (timeoutMs as number | undefined) ?? Infinity);
-    const c = this.counters.get(service as string)!;
-    const controller = new AbortController();
-    this.controllers.add(controller);
+    const name = service as string;
+    const c = this.counters.get(name)!;
+    const running = new RunningCall(name, Date.now() + limit);
     c.inFlight++;
     this.total++;
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      const deadline = Date.now() + limit;
-      const running = Promise.resolve().then(() =>
-        def.handler(payload, { service: service as string, node: this.nodeId, signal: controller.signal, deadline }),
-      );
-      const expired = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => {
-          controller.abort(new TimeoutError(`${String(service)} ran past its deadline of ${limit} ms`));
-          reject(controller.signal.reason);
-        }, limit);
-      });
-      return await Promise.race([running, expired]);
-    } catch (err) {
-      c.failures++;
-      if (err instanceof ShardflowError) throw err;
-      const name = err instanceof Error ? err.name : typeof err;
-      const message = err instanceof Error ? err.message : String(err);
-      throw new ServiceError(`${String(service)} failed: ${message}`, { cause: err, details: { service, errorName: name } });
-    } finally {
-      clearTimeout(timer);
-      this.controllers.delete(controller);
-      c.inFlight--;
-      c.calls++;
-      c.rate.mark();
-      this.total--;
-      if (this.total === 0) for (const w of this.idleWaiters.splice(0)) w();
-    }
+    this.running.add(running);
+    this.ensureSweeper();
+    const context = running.context(this.nodeId);
+    return new Promise<unknown>((resolve, reject) => {
+      running.fail = reject;
+      let result: unknown;
+      try {
+        result = def.handler(payload, context);
+      } catch (err) {
+        reject(err);
+        return;
+      }
+      if (result instanceof Promise) result.then(resolve, reject);
+      else resolve(result);
+    }).then(
+      (value) => {
+        this.finish(running, c, false);
+        return value;
+      },
+      (err: unknown) => {
+        this.finish(running, c, true);
+        if (err instanceof ShardflowError) throw err;
+        const errorName = err instanceof Error ? err.name : typeof err;
+        const message = err instanceof Error ? err.message : String(err);
+        throw new ServiceError(`${name} failed: ${message}`, { cause: err, details: { service: name, errorName } });
+      },
+    );
+  }
+
+  private finish(running: RunningCall, c: Counters, failed: boolean): void {
+    if (!this.running.delete(running)) return;
+    c.inFlight--;
+    c.calls++;
+    if (failed) c.failures++;
+    c.rate.mark();
+    this.total--;
+    if (this.total === 0) for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  /** One timer for all deadlines: a timer per call costs more than most handlers. */
+  private ensureSweeper(): void {
+    if (this.sweeper) return;
+    this.sweeper = setInterval(() => {
+      const now = Date.now();
+      for (const r of this.running) {
+        if (r.deadline <= now) r.expire(new TimeoutError(`${r.service} ran past its deadline`, { details: { service: r.service } }));
+      }
+      if (this.running.size === 0) {
+        clearInterval(this.sweeper);
+        this.sweeper = undefined;
+      }
+    }, 20);
+    this.sweeper.unref();
   }
 
   /** Resolves when no call is running. */
@@ -137,7 +196,7 @@ export class ServiceHost {
 
   /** Aborts every running call's signal (the node is stopping for good). */
   abortAll(reason: Error): void {
-    for (const c of this.controllers) c.abort(reason);
+    for (const r of this.running) r.abort(reason);
   }
 
   stats(): { inFlight: number; callsPerSec: number; services: ServiceStats[] } {
