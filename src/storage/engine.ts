@@ -16,6 +16,7 @@
  */
 import { open, type Database, type RootDatabase, type Transaction } from 'lmdb';
 import { GroupCommit } from './group-commit.js';
+import type { Change, ChangeLog } from './change-log.js';
 
 /**
  * When an acknowledged write is safe: `process` — it survives the node process crashing (kill -9), and reaches the
@@ -85,6 +86,9 @@ function counterKey(location: Location): string {
  */
 export class StorageEngine {
   private lastVersion = 0;
+  /** Change logs of partitions being captured (a migration copying them), by partition. */
+  private readonly captures = new Map<string, Set<ChangeLog>>();
+  private groupChanges: { log: ChangeLog; change: Omit<Change, 'seq'> }[] | undefined;
   private flusher: NodeJS.Timeout | undefined;
   /** Approximate keys and bytes per partition, kept as writes happen; rebuilt from disk at open. */
   private readonly counters = new Map<string, PartitionCounters>();
@@ -96,9 +100,22 @@ export class StorageEngine {
     private readonly data: Database<unknown, StoredKey>,
     durability: Durability,
   ) {
-    this.group = new GroupCommit(durability === 'process'
-      ? (run) => this.data.transactionSync(run)
-      : (run) => this.data.transaction(run), (w) => this.apply(w));
+    const transact = durability === 'process' ? (run: () => void) => this.data.transactionSync(run) : (run: () => void) => this.data.transaction(run);
+    this.group = new GroupCommit((run) => {
+      // Changes to captured partitions reach their logs only once the transaction has committed.
+      const changes: { log: ChangeLog; change: Omit<Change, 'seq'> }[] = [];
+      const result = transact(() => {
+        this.groupChanges = changes;
+        try {
+          run();
+        } finally {
+          this.groupChanges = undefined;
+        }
+      });
+      return Promise.resolve(result).then(() => {
+        for (const c of changes) c.log.append(c.change);
+      });
+    }, (w) => this.apply(w));
   }
 
   static open(path: string, options: { durability?: Durability } = {}): StorageEngine {
@@ -187,12 +204,74 @@ export class StorageEngine {
     if (write.type === 'put') {
       void this.data.put(write.key, write.value, write.version); // inside the transaction: applied at once
       this.count(write.location, before, this.data.getBinaryFast(write.key)?.length ?? 0);
+      this.captured(write, { deleted: false, value: write.value, version: write.version });
       return true;
     }
     if (before === undefined) return false;
     void this.data.remove(write.key);
     this.count(write.location, before, undefined);
+    this.captured(write, { deleted: true, version: this.nextVersion() });
     return true;
+  }
+
+  private captured(write: Write, change: { deleted: boolean; value?: unknown; version: number }): void {
+    const logs = this.captures.get(counterKey(write.location));
+    if (!logs || !this.groupChanges) return;
+    const key = write.key[write.key.length - 1] as string;
+    for (const log of logs) this.groupChanges.push({ log, change: { key, ...change } });
+  }
+
+  /**
+   * Starts copying a partition out: a snapshot of it as it is now, and a change log of everything committed to it
+   * from then on — together, with no write in neither and none in both. `stop()` ends the capture and the snapshot.
+   */
+  async beginCapture(location: Location, log: ChangeLog): Promise<{ snapshot: ReadSnapshot; stop(): void }> {
+    await this.group.idle();
+    // From here to the end of this function nothing else runs: no group can apply in between.
+    const snapshot = this.openSnapshot();
+    const ck = counterKey(location);
+    let logs = this.captures.get(ck);
+    if (!logs) this.captures.set(ck, (logs = new Set()));
+    logs.add(log);
+    return {
+      snapshot,
+      stop: () => {
+        snapshot.release();
+        logs.delete(log);
+        if (logs.size === 0) this.captures.delete(ck);
+      },
+    };
+  }
+
+  /**
+   * Writes copied entries (or replayed changes) of a partition, keeping their versions: the copy a migration makes
+   * on its target. Versions seen here also advance this node's clock, so later writes get larger ones.
+   */
+  async importEntries(location: Location, entries: { key: string; deleted?: boolean; value?: unknown; version: number }[]): Promise<void> {
+    if (entries.length === 0) return;
+    for (const e of entries) this.lastVersion = Math.max(this.lastVersion, e.version);
+    await this.group.submit({
+      type: 'all',
+      writes: entries.map((e): Write =>
+        e.deleted
+          ? { type: 'delete', location, key: storedKey(location, e.key) }
+          : { type: 'put', location, key: storedKey(location, e.key), value: e.value, version: e.version },
+      ),
+    });
+  }
+
+  /** Deletes every key of a partition (within `bounds` for a range), a chunk per transaction. Returns how many. */
+  async dropPartition(location: Location, bounds: { start?: string; end?: string | null } = {}): Promise<number> {
+    let dropped = 0;
+    for (;;) {
+      const keys = this.keys(location, bounds, 1000);
+      if (keys.length === 0) return dropped;
+      await this.group.submit({
+        type: 'all',
+        writes: keys.map((key): Write => ({ type: 'delete', location, key: storedKey(location, key) })),
+      });
+      dropped += keys.length;
+    }
   }
 
   /**

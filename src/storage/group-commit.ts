@@ -20,6 +20,8 @@ interface Queued<W> {
 export class GroupCommit<W> {
   private queue: Queued<W>[] = [];
   private scheduled = false;
+  /** The commit under way (asynchronous transactions only). */
+  private committing: Promise<unknown> | undefined;
 
   constructor(
     private readonly transact: Transact,
@@ -35,6 +37,14 @@ export class GroupCommit<W> {
         setImmediate(this.flush);
       }
     });
+  }
+
+  /**
+   * Resolves when no transaction is between applying and committing. A caller that then acts synchronously (opens a
+   * snapshot, starts capturing changes) sees every write either committed or not yet applied — none half-way.
+   */
+  async idle(): Promise<void> {
+    while (this.committing) await this.committing.catch(() => undefined);
   }
 
   private readonly flush = (): void => {
@@ -57,7 +67,12 @@ export class GroupCommit<W> {
       for (const q of group) q.reject(err);
       return;
     }
-    Promise.resolve(committed).then(
+    const done = Promise.resolve(committed);
+    this.committing = done;
+    void done.finally(() => {
+      if (this.committing === done) this.committing = undefined;
+    }).catch(() => undefined);
+    done.then(
       () => {
         for (const q of group) {
           if (q.error !== undefined) q.reject(q.error);
