@@ -49,31 +49,25 @@ class RateMeter {
 }
 
 /** A call in progress: its deadline, and an AbortSignal made only if the handler asks for it. */
-class RunningCall {
-  fail: (err: Error) => void = () => {};
+class RunningCall implements ServiceContext {
+  fail: ((err: Error) => void) | undefined;
   private controller: AbortController | undefined;
 
   constructor(
     readonly service: string,
+    readonly node: string,
     readonly deadline: number,
   ) {}
 
-  context(node: string): ServiceContext {
-    const self = this;
-    return {
-      service: this.service,
-      node,
-      deadline: this.deadline,
-      get signal() {
-        return (self.controller ??= new AbortController()).signal;
-      },
-    };
+  /** The call is its own handler context: one object per call, the signal made only when asked for. */
+  get signal(): AbortSignal {
+    return (this.controller ??= new AbortController()).signal;
   }
 
   /** The deadline passed: the caller gets a TimeoutError now; the handler's signal is aborted. */
   expire(err: Error): void {
     this.abort(err);
-    this.fail(err);
+    this.fail?.(err);
   }
 
   abort(reason: Error): void {
@@ -130,17 +124,16 @@ export class ServiceHost {
     const limit = Math.min(def.timeoutMs ?? DEFAULT_SERVICE_TIMEOUT_MS, (timeoutMs as number | undefined) ?? Infinity);
     const name = service as string;
     const c = this.counters.get(name)!;
-    const running = new RunningCall(name, Date.now() + limit);
+    const running = new RunningCall(name, this.nodeId, Date.now() + limit);
     c.inFlight++;
     this.total++;
     this.running.add(running);
     this.ensureSweeper();
-    const context = running.context(this.nodeId);
     return new Promise<unknown>((resolve, reject) => {
       running.fail = reject;
       let result: unknown;
       try {
-        result = def.handler(payload, context);
+        result = def.handler(payload, running);
       } catch (err) {
         reject(err);
         return;
