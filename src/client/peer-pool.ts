@@ -2,18 +2,11 @@
  * One reconnecting connection per node, found by node id through membership. Shared by the key-value path and the
  * service-call path of a client, so a client holds at most one connection to each node.
  */
-import { InvalidArgumentError, UnavailableError } from '../errors/index.js';
-import { Peer, type Connection } from '../wire/index.js';
+import { UnavailableError } from '../errors/index.js';
+import { Peer, splitAddress, type Connection } from '../wire/index.js';
 import type { MemberView } from './member-view.js';
 
-export function splitAddress(address: string): [string, number] {
-  const i = address.lastIndexOf(':');
-  const port = Number(address.slice(i + 1));
-  if (i <= 0 || !Number.isInteger(port) || port <= 0 || port > 65535) {
-    throw new InvalidArgumentError(`invalid address ${address}: expected host:port`);
-  }
-  return [address.slice(0, i), port];
-}
+export { splitAddress };
 
 export class PeerPool {
   private readonly peers = new Map<string, Peer>();

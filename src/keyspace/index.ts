@@ -11,6 +11,7 @@ export {
   type NamespaceOptions,
   type RoutingRecord,
   type KeyPlace,
+  type MigrationEntry,
 } from './routing-table.js';
 export { checkNamespaceName } from './names.js';
 export { checkKey, checkValue, MAX_KEY_BYTES, MAX_VALUE_BYTES, MAX_BATCH_OPS, MAX_SCAN_LIMIT } from './limits.js';

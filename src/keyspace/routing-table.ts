@@ -36,6 +36,18 @@ export interface RoutingRecord {
   ranges?: (Range & { owner: string })[];
   /** Range: the next unused range id. */
   nextRangeId?: number;
+  /**
+   * Moves in progress, by partition. Kept in the same record as the owners so that a move's cutover (new owner,
+   * entry gone) and its abort (entry gone) are each one compare-and-set on one key: never both, never half.
+   */
+  migrations?: Record<string, MigrationEntry>;
+}
+
+/** A partition being moved: to which node, under which job id. */
+export interface MigrationEntry {
+  to: string;
+  job: string;
+  startedAt: string;
 }
 
 /** Where a key lives inside the storage engine. */
@@ -153,9 +165,27 @@ export class RoutingTable {
       owners.set(p, node);
     }
     const record: RoutingRecord = { ...this.record, epoch: this.epoch + 1 };
+    if (record.migrations) {
+      const left = Object.entries(record.migrations).filter(([p]) => !changes.has(Number(p)));
+      record.migrations = Object.fromEntries(left);
+    }
     if (this.scheme === 'hash') record.slotRuns = encodeRuns(owners, this.record.slotCount!);
     else record.ranges = this.record.ranges!.map((r) => ({ ...r, owner: owners.get(r.id)! }));
     return RoutingTable.fromRecord(record);
+  }
+
+  /** The move in progress for a partition, if any. */
+  migrationOf(partition: number): MigrationEntry | undefined {
+    return this.record.migrations?.[String(partition)];
+  }
+
+  /** A new table (same epoch: routing does not change) recording, or with `undefined` clearing, a partition's move. */
+  withMigration(partition: number, entry: MigrationEntry | undefined): RoutingTable {
+    if (!this.owners.has(partition)) throw new InvalidArgumentError(`${this.name} has no partition ${partition}`);
+    const migrations = { ...(this.record.migrations ?? {}) };
+    if (entry) migrations[String(partition)] = entry;
+    else delete migrations[String(partition)];
+    return RoutingTable.fromRecord({ ...this.record, migrations });
   }
 
   /** Range namespaces: a new table (next epoch) with `rangeId` split at `atKey`; both halves keep the owner. */

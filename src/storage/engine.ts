@@ -260,6 +260,12 @@ export class StorageEngine {
     });
   }
 
+  /** Resolves once every write submitted before the call has committed. */
+  async settle(): Promise<void> {
+    await this.group.submit({ type: 'all', writes: [] });
+    await this.group.idle();
+  }
+
   /** Deletes every key of a partition (within `bounds` for a range), a chunk per transaction. Returns how many. */
   async dropPartition(location: Location, bounds: { start?: string; end?: string | null } = {}): Promise<number> {
     let dropped = 0;

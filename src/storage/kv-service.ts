@@ -28,7 +28,14 @@ import { checkKey, checkValue, MAX_BATCH_OPS, MAX_SCAN_LIMIT } from '../keyspace
 type Params = Record<string, unknown>;
 
 
+/** Thrown inside request handling when the partition is fenced; the request is answered once it is released. */
+class Held {
+  constructor(readonly until: Promise<void>) {}
+}
+
 export class KvService {
+  private readonly fences = new Map<string, { released: Promise<void>; release(): void }>();
+
   constructor(
     private readonly nodeId: string,
     private readonly engine: StorageEngine,
@@ -41,6 +48,38 @@ export class KvService {
    * usual case) reads answer synchronously and writes with the engine's promise alone: no extra awaits per request.
    */
   handle(method: string, raw: unknown, connection?: Connection): unknown {
+    try {
+      const result = this.dispatch(method, raw, connection);
+      return result instanceof Promise ? result.catch((err: unknown) => this.whenReleased(err, method, raw, connection)) : result;
+    } catch (err) {
+      return this.whenReleased(err, method, raw, connection);
+    }
+  }
+
+  /**
+   * Holds every request for a partition (reads too) until `unfence`: the last moment of a move, while the target
+   * takes the final changes. Held requests are then answered afresh — by MOVED if the partition has left.
+   */
+  fence(namespace: string, partition: number): void {
+    const key = `${namespace}\u0000${partition}`;
+    if (this.fences.has(key)) return;
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    this.fences.set(key, { released, release });
+  }
+
+  unfence(namespace: string, partition: number): void {
+    const key = `${namespace}\u0000${partition}`;
+    this.fences.get(key)?.release();
+    this.fences.delete(key);
+  }
+
+  private whenReleased(err: unknown, method: string, raw: unknown, connection?: Connection): unknown {
+    if (err instanceof Held) return err.until.then(() => this.handle(method, raw, connection));
+    throw err;
+  }
+
+  private dispatch(method: string, raw: unknown, connection?: Connection): unknown {
     const p = asParams(raw);
     switch (method) {
       case 'kv.get':
@@ -170,6 +209,8 @@ export class KvService {
   }
 
   private checkOwner(table: RoutingTable, partition: number): void {
+    const fence = this.fences.size > 0 ? this.fences.get(`${table.name}\u0000${partition}`) : undefined;
+    if (fence) throw new Held(fence.released);
     const owner = table.ownerOf(partition);
     if (owner !== this.nodeId) {
       throw new MovedError(`${table.name} partition ${partition} is owned by ${owner ?? 'nobody'}`, {

@@ -49,6 +49,7 @@ export class RangeSplitter {
         const table = this.catalog.find(name);
         if (!table || table.scheme !== 'range') continue;
         for (const id of table.partitionsOf(this.nodeId)) {
+          if (table.migrationOf(id)) continue; // never split a range while it moves
           const location: Location = { namespace: name, partition: id };
           if (shouldSplit(this.engine.countersFor(location).bytes, table.record.splitBytes!)) {
             await this.split(table, id);

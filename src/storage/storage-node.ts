@@ -17,6 +17,7 @@ import { StorageEngine, type Durability } from './engine.js';
 import { KvService } from './kv-service.js';
 import { RangeSplitter } from './range-splitter.js';
 import { SnapshotRegistry } from './snapshots.js';
+import { MigrationService } from './migration-service.js';
 
 export interface StorageNodeOptions {
   id: string;
@@ -78,6 +79,8 @@ export class StorageNode {
     const catalog = await Catalog.open(options.coordinator);
     const snapshots = new SnapshotRegistry(engine);
     const kv = new KvService(options.id, engine, catalog, snapshots);
+    const migrations = new MigrationService(options.id, engine, catalog, kv, options.secret);
+    catalog.onChange((table) => table && migrations.onTable(table));
     const splitter = new RangeSplitter(options.id, engine, catalog, log);
     for (const name of catalog.names()) splitter.recount(catalog.table(name));
     catalog.onChange((table) => table && splitter.recount(table));
@@ -88,6 +91,7 @@ export class StorageNode {
       logger: log,
       handler: (method, params, connection) => {
         if (method.startsWith('kv.')) return kv.handle(method, params, connection);
+        if (method.startsWith('mig.')) return migrations.handle(method, params, connection);
         if (method === 'node.ping') return { id: options.id, role: 'storage' };
         if (method === 'node.stats') return stats();
         throw new UnknownMethodError(`unknown method ${method}`);

@@ -2,9 +2,19 @@
  * A lazily (re)connecting handle to one server address: the first call connects, a closed connection is replaced
  * on the next call. Concurrent callers share one connection attempt.
  */
-import { ConnectionError } from '../errors/index.js';
+import { ConnectionError, InvalidArgumentError } from '../errors/index.js';
 import { connect, type ConnectOptions } from './connect.js';
 import type { CallOptions, Connection } from './connection.js';
+
+/** `host:port` split; an InvalidArgumentError names what is wrong. */
+export function splitAddress(address: string): [string, number] {
+  const i = address.lastIndexOf(':');
+  const port = Number(address.slice(i + 1));
+  if (i <= 0 || !Number.isInteger(port) || port <= 0 || port > 65535) {
+    throw new InvalidArgumentError(`invalid address ${address}: expected host:port`);
+  }
+  return [address.slice(0, i), port];
+}
 
 export class Peer {
   private connection: Connection | undefined;
