@@ -9,6 +9,7 @@ import { registerKvCommands } from './commands/kv.js';
 import { registerNodeCommands } from './commands/node.js';
 import { registerDemoCommand } from './commands/demo.js';
 import { registerComputeCommands } from './commands/compute.js';
+import { registerRebalanceCommand } from './commands/rebalance.js';
 
 export function buildProgram(): Command {
   const program = new Command('shardflow')
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   registerKvCommands(program);
   registerNodeCommands(program);
   registerComputeCommands(program);
+  registerRebalanceCommand(program);
   registerDemoCommand(program);
   return program;
 }

@@ -77,7 +77,7 @@ export async function movePartition(ctx: MoveContext, namespace: string, partiti
     const fenceMs = Date.now() - fencedAt;
     await sink.call('mig.import.finish', { job }, opts).catch(() => undefined);
     const result = { namespace, partition, from, to, copied: copy.copied, fenceMs, ms: Date.now() - started };
-    log.info('moved partition', { ...result });
+    log.debug('moved partition', { ...result });
     return result;
   } catch (err) {
     if (!switched) await abort(ctx, namespace, partition, job, source, sink);

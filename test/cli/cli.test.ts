@@ -42,7 +42,7 @@ afterAll(async () => {
 
 describe('shardflow CLI: usage', () => {
   it('prints help for every command', async () => {
-    const commands = [[], ['up'], ['down'], ['status'], ['node'], ['demo'], ['call'], ['scale'], ['kv'], ['kv', 'get'], ['kv', 'put'], ['kv', 'del'], ['kv', 'scan'], ['kv', 'import'], ['kv', 'export'], ['kv', 'create-ns']];
+    const commands = [[], ['up'], ['down'], ['status'], ['node'], ['demo'], ['call'], ['scale'], ['rebalance'], ['kv'], ['kv', 'get'], ['kv', 'put'], ['kv', 'del'], ['kv', 'scan'], ['kv', 'import'], ['kv', 'export'], ['kv', 'create-ns']];
     const results = await Promise.all(commands.map((c) => run([...c, '--help'])));
     results.forEach((r, i) => {
       expect(r.code, commands[i]!.join(' ')).toBe(0);
@@ -62,7 +62,7 @@ describe('shardflow CLI: usage', () => {
       [['kv', 'create-ns', 'x', '--scheme', 'btree', '--dir', dir], /--scheme must be hash or range/],
       [['frobnicate'], /unknown command/],
       [['scale', 'compute=many', '--dir', dir], /expected compute=N or storage=N/],
-      [['scale', 'storage=4', '--dir', dir], /moves data; it comes with online migration/],
+      [['scale', 'storage=0', '--dir', dir], /a cluster needs a storage node/],
       [['call', 'echo', '--strategy', 'fastest', '--dir', dir], /--strategy must be one of/],
       [['node', '--role', 'storage', '--id', 'x', '--services', 'x.ts', '--dir', dir], /--services is for compute nodes/],
     ];

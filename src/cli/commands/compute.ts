@@ -51,13 +51,17 @@ export function registerComputeCommands(program: Command): void {
 
   program
     .command('scale')
-    .description('set the number of compute nodes of the local cluster: compute=N (scale-in drains first)')
-    .argument('<target>', 'compute=N')
+    .description('set the number of compute or storage nodes of the local cluster (scale-in drains first; storage moves data online)')
+    .argument('<target>', 'compute=N or storage=N')
     .option('--dir <dir>', 'cluster directory', DEFAULT_CLUSTER_DIR)
-    .action(async (target: string, opts: { dir: string }) => {
+    .option('--concurrency <n>', 'storage: partitions moved at once', parseCount('--concurrency', 1, 64), 4)
+    .action(async (target: string, opts: { dir: string; concurrency: number }) => {
       const { tier, count } = parseScaleTarget(target);
       if (tier === 'storage') {
-        throw new InvalidArgumentError('scaling storage nodes moves data; it comes with online migration (not built yet)');
+        const { scaleLocalStorage } = await import('../../cluster/rebalance-local.js');
+        await scaleLocalStorage(opts.dir, count, { concurrency: opts.concurrency });
+        process.stdout.write(`storage nodes: ${count}\n`);
+        return;
       }
       const { scaleLocalCompute } = await import('../../cluster/local-cluster.js');
       const { started, stopped } = await scaleLocalCompute(opts.dir, count);
