@@ -9,6 +9,7 @@ import { startLocalCluster } from '../../src/cluster/local-cluster.js';
 import { ClusterDir } from '../../src/config/cluster-dir.js';
 import { PeerPool, type ShardflowClient } from '../../src/client/index.js';
 import { planRebalance, runMoves } from '../../src/migration/index.js';
+import { scaleLocalStorage } from '../../src/cluster/rebalance-local.js';
 
 let cluster: TestCluster;
 let client: ShardflowClient;
@@ -69,6 +70,30 @@ describe('online migration', () => {
       }),
     );
     expect(wrong).toEqual([]);
+    let count = 0;
+    for await (const _ of client.scan('default', {})) count++;
+    expect(count).toBe(10_000);
+  });
+
+  it('scales 4 -> 3 under writes: the leaving node hands its data over before it stops', async () => {
+    const acked = new Map<string, number>();
+    let writing = true;
+    const writers = Array.from({ length: 8 }, async (_, w) => {
+      for (let round = 1; writing; round++) {
+        const key = `k${w + 8 * ((round * 41) % 1250)}`;
+        await client.put('default', key, -(round * 100 + w));
+        acked.set(key, -(round * 100 + w));
+      }
+    });
+    const left = cluster.nextMemberEvent((e) => e.member.id === 's4' && e.type === 'leave', 120_000);
+    await scaleLocalStorage(cluster.dir, 3);
+    await left;
+    writing = false;
+    await Promise.all(writers);
+    const table = await client.catalog.refresh('default');
+    expect(table!.partitionsOf('s4')).toHaveLength(0);
+    expect([1, 2, 3].map((i) => table!.partitionsOf(`s${i}`).length).sort()).toEqual([1365, 1365, 1366]);
+    for (const [key, value] of acked) expect(await client.get('default', key)).toBe(value);
     let count = 0;
     for await (const _ of client.scan('default', {})) count++;
     expect(count).toBe(10_000);
