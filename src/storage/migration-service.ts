@@ -21,6 +21,8 @@ import type { Location, ReadSnapshot, StorageEngine, StoredEntry } from './engin
 import type { KvService } from './kv-service.js';
 
 const PAGE = 1000;
+/** Longest a partition's requests are held waiting for a cutover before the source aborts the move. */
+const FENCE_LIMIT_MS = 10_000;
 
 interface Export {
   ns: string;
@@ -79,6 +81,9 @@ export class MigrationService {
       case 'mig.export.fence': {
         const e = this.exportOf(job);
         this.kv.fence(e.ns, e.partition);
+        // A driver that dies now must not leave the partition held: past the limit the source aborts the move itself
+        // (one CAS that clears the entry; if the cutover won first, it changes nothing).
+        setTimeout(() => void this.abandon(job, e), FENCE_LIMIT_MS).unref();
         await this.engine.settle(); // writes accepted before the fence are committed, so in the log
         return { lastSeq: e.log.lastSeq };
       }
@@ -116,6 +121,14 @@ export class MigrationService {
       if (table.ownerOf(i.partition) === this.nodeId) this.finishImport(job);
       else void this.abortImport(job, {});
     }
+  }
+
+  private async abandon(job: string, e: Export): Promise<void> {
+    if (this.exports.get(job) !== e) return;
+    await this.catalog
+      .update(e.ns, (t) => (t.migrationOf(e.partition)?.job === job ? t.withMigration(e.partition, undefined) : undefined))
+      .catch(() => undefined);
+    await this.endExport(job);
   }
 
   /** Partitions this node is receiving (so its cleanup leaves them alone). */

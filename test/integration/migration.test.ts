@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestCluster, type TestCluster } from '../harness/cluster.js';
 import { startLocalCluster } from '../../src/cluster/local-cluster.js';
 import { ClusterDir } from '../../src/config/cluster-dir.js';
-import { PeerPool, type ShardflowClient } from '../../src/client/index.js';
+import { connect, PeerPool, type ShardflowClient } from '../../src/client/index.js';
 import { planRebalance, runMoves } from '../../src/migration/index.js';
 import { scaleLocalStorage } from '../../src/cluster/rebalance-local.js';
 
@@ -97,5 +97,31 @@ describe('online migration', () => {
     let count = 0;
     for await (const _ of client.scan('default', {})) count++;
     expect(count).toBe(10_000);
+  });
+
+  it('a driver that dies while requests are held: the source aborts the move itself and serves on', async () => {
+    const patient = await connect({ dir: cluster.dir, timeoutMs: 30_000 });
+    try {
+      const table = patient.catalog.table('default');
+      const slot = table.place('orphaned').partition;
+      const owner = table.ownerOf(slot)!;
+      const job = 'dead-driver-job';
+      await patient.catalog.update('default', (t) => t.withMigration(slot, { to: 's1', job, startedAt: new Date().toISOString() }));
+      const secret = await new ClusterDir(cluster.dir).readSecret();
+      const pool = new PeerPool(patient.members, secret, 'test-driver');
+      const source = await pool.get(owner, Date.now() + 5000);
+      await source.call('mig.export.begin', { job, ns: 'default', partition: slot });
+      await source.call('mig.export.fence', { job });
+      pool.close(); // the "driver" is gone, the partition held
+      const started = Date.now();
+      await patient.put('default', 'orphaned', 'still writable');
+      expect(Date.now() - started).toBeGreaterThan(5000); // it really was held...
+      expect(await patient.get('default', 'orphaned')).toBe('still writable'); // ...and then served by its owner
+      const after = await patient.catalog.refresh('default');
+      expect(after!.migrationOf(slot)).toBeUndefined();
+      expect(after!.ownerOf(slot)).toBe(owner);
+    } finally {
+      await patient.close();
+    }
   });
 });
