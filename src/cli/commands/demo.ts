@@ -23,6 +23,7 @@ export function registerDemoCommand(program: Command): void {
       const { startLocalCluster, stopLocalCluster } = await import('../../cluster/local-cluster.js');
       const { clusterStatus, formatStatus } = await import('../../cluster/status.js');
       const { connect } = await import('../../client/index.js');
+      const { scaleLocalStorage } = await import('../../cluster/rebalance-local.js');
       const say = (line: string) => process.stdout.write(line + '\n');
       await stopLocalCluster(opts.dir).catch(() => undefined); // a demo left running with --keep
       await rm(opts.dir, { recursive: true, force: true });
@@ -81,16 +82,35 @@ export function registerDemoCommand(program: Command): void {
         say(`   ${calls} calls round-robin in ${Date.now() - t3} ms: ${[...per].map(([id, n]) => `${id} served ${n}`).join(', ')}`);
         const words = await client.call<Record<string, number>>('wordcount', 'the quick fox and the lazy dog and the cat');
         say(`   wordcount on any instance: the=${words.the}, and=${words.and}, fox=${words.fox}`);
+
+        say('5. scaling storage out to 4 nodes while a writer keeps writing; partitions move online');
+        const acked = new Map<string, number>();
+        let writing = true;
+        const writers = Array.from({ length: 8 }, async (_, w) => {
+          for (let round = 1; writing; round++) {
+            const key = `live:${w}:${round % 500}`;
+            await client.put('default', key, round);
+            acked.set(key, round);
+          }
+        });
+        const t4 = Date.now();
+        await scaleLocalStorage(opts.dir, 4, { concurrency: 8 });
+        writing = false;
+        await Promise.all(writers);
+        let lost = 0;
+        for (const [key, value] of acked) if ((await client.get('default', key)) !== value) lost++;
+        if (lost > 0) throw new InternalError(`${lost} acknowledged writes are missing after the scale-out`);
+        say(`   scaled out in ${Date.now() - t4} ms; ${acked.size} keys written meanwhile, every acknowledged write is there`);
       } finally {
         await client.close();
       }
-      say('5. cluster status');
+      say('6. cluster status');
       say(formatStatus(await clusterStatus(opts.dir)));
       if (opts.keep) {
         say(`\nthe cluster keeps running: try  npx shardflow status --dir ${opts.dir}  and stop it with  npx shardflow down --dir ${opts.dir}`);
         return;
       }
       await stopLocalCluster(opts.dir);
-      say('6. cluster stopped (data kept in ' + opts.dir + '; run with --keep to leave it running)');
+      say('7. cluster stopped (data kept in ' + opts.dir + '; run with --keep to leave it running)');
     });
 }
