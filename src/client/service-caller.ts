@@ -18,6 +18,7 @@ import {
   UnknownServiceError,
 } from '../errors/index.js';
 import { createStrategy, InstanceHealth, pickByKey, type InstanceState, type Strategy, type StrategyName } from '../dispatch/index.js';
+import { MAX_CALL_BYTES } from '../keyspace/index.js';
 import type { MemberRecord, MemberView } from './member-view.js';
 import type { PeerPool } from './peer-pool.js';
 
@@ -32,8 +33,6 @@ export interface ServiceCallOptions {
   timeoutMs?: number;
 }
 
-/** Largest payload sent; matches what compute nodes accept. */
-export const MAX_CALL_BYTES = 4 * 1024 * 1024;
 const MAX_ATTEMPTS = 3;
 const EWMA = 0.2;
 

@@ -58,7 +58,7 @@ export async function clusterStatus(dirPath?: string): Promise<ClusterStatus> {
           role: m?.role ?? l?.role ?? 'storage',
           state: m ? (m.state === 'ready' ? 'up' : m.state) : 'down',
           address: m?.address ?? null,
-          pid: m?.pid ?? (m ? null : null),
+          pid: m?.pid ?? null,
           capacity: m?.capacity ?? l?.capacity ?? 1,
         };
         if (status.role === 'storage') {

@@ -12,11 +12,10 @@ import { registerNode, type NodeRegistration } from '../coordination/index.js';
 import { UnavailableError, UnknownMethodError } from '../errors/index.js';
 import { createLogger, type Logger } from '../util/logger.js';
 import { RpcServer } from '../wire/index.js';
+import { MAX_CALL_BYTES } from '../keyspace/index.js';
 import { ServiceHost, type ServiceStats } from './service-host.js';
 import type { ServiceDefinition } from './services.js';
 
-/** Largest call payload a compute node accepts (a larger one is refused with TooLargeError). */
-export const MAX_CALL_BYTES = 4 * 1024 * 1024;
 
 export interface ComputeNodeOptions {
   id: string;

@@ -5,8 +5,7 @@
  * ```
  * /shardflow/members/<nodeId>        JSON MemberInfo, attached to the node's lease
  * /shardflow/elections/<election>    the leader's candidate name, attached to the leader's lease
- * /shardflow/namespaces/<name>       (reserved for namespace definitions)
- * /shardflow/assignments/<...>       (reserved for partition assignments)
+ * /shardflow/namespaces/<name>       JSON routing record (keyspace/routing-table.ts): owners, epoch, moves
  * ```
  *
  * Folders end with `/` so that a prefix never matches a sibling (`members/` does not match `membersX`).
@@ -19,10 +18,8 @@ export const ROOT = '/shardflow/';
 export const MEMBERS_PREFIX = `${ROOT}members/`;
 /** Folder of the election keys. */
 export const ELECTIONS_PREFIX = `${ROOT}elections/`;
-/** Folder reserved for namespace (table) definitions. */
+/** Folder of the namespaces' routing records. */
 export const NAMESPACES_PREFIX = `${ROOT}namespaces/`;
-/** Folder reserved for partition assignments. */
-export const ASSIGNMENTS_PREFIX = `${ROOT}assignments/`;
 
 /** Key of one member's record. */
 export function memberKey(nodeId: string): string {

@@ -4,12 +4,11 @@
  * writers racing (two `kv` commands creating one namespace, two nodes splitting) cannot both win.
  */
 import type { Coordinator, Watch } from '../coordination/coordinator.js';
+import { NAMESPACES_PREFIX } from '../coordination/keys.js';
 import { NamespaceExistsError, UnknownNamespaceError, CoordinatorError } from '../errors/index.js';
 import { checkNamespaceName } from './names.js';
 import { RoutingTable, type NamespaceOptions, type RoutingRecord } from './routing-table.js';
 
-/** Coordinator key prefix of the namespace records. */
-export const NAMESPACES_PREFIX = '/shardflow/namespaces/';
 
 interface Known {
   table: RoutingTable;

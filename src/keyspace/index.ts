@@ -3,7 +3,7 @@
  * tables kept in the coordinator), and the answer shapes of the key-value protocol. Shared by storage nodes, clients
  * and the CLI.
  */
-export { Catalog, NAMESPACES_PREFIX } from './catalog.js';
+export { Catalog } from './catalog.js';
 export {
   RoutingTable,
   DEFAULT_SPLIT_BYTES,
@@ -14,5 +14,5 @@ export {
   type MigrationEntry,
 } from './routing-table.js';
 export { checkNamespaceName } from './names.js';
-export { checkKey, checkValue, MAX_KEY_BYTES, MAX_VALUE_BYTES, MAX_BATCH_OPS, MAX_SCAN_LIMIT } from './limits.js';
+export { checkKey, checkValue, MAX_KEY_BYTES, MAX_VALUE_BYTES, MAX_BATCH_OPS, MAX_SCAN_LIMIT, MAX_CALL_BYTES } from './limits.js';
 export type { KvEntry, ScanPage } from './kv-protocol.js';

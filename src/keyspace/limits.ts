@@ -6,6 +6,8 @@ export const MAX_KEY_BYTES = 1024;
 export const MAX_VALUE_BYTES = 1024 * 1024;
 export const MAX_BATCH_OPS = 10_000;
 export const MAX_SCAN_LIMIT = 10_000;
+/** Largest service-call payload frame: callers refuse bigger ones before sending, compute nodes answer TooLargeError. */
+export const MAX_CALL_BYTES = 4 * 1024 * 1024;
 
 /** A key: a non-empty string of at most 1 KiB in UTF-8, without NUL characters (they delimit stored keys). */
 export function checkKey(key: unknown): string {

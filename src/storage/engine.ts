@@ -324,19 +324,8 @@ export class StorageEngine {
     };
   }
 
-  /** Keys and bytes per partition, approximate between restarts (exact after open). */
-  partitionCounters(): Map<string, PartitionCounters> {
-    return this.counters;
-  }
-
   countersFor(location: Location): PartitionCounters {
     return this.counters.get(counterKey(location)) ?? { keys: 0, bytes: 0 };
-  }
-
-  /** Bytes the environment holds on disk. */
-  diskBytes(): number {
-    const stats = this.root.getStats() as { pageSize: number; treeBranchPageCount?: number; treeLeafPageCount?: number; overflowPages?: number; lastPageNumber?: number };
-    return (stats.lastPageNumber ?? 0) * stats.pageSize;
   }
 
   async close(): Promise<void> {
