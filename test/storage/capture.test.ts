@@ -45,7 +45,12 @@ describe.each<Durability>(['process', 'device'])('partition capture (%s durabili
         ]);
       }
     })();
-    await new Promise((r) => setTimeout(r, 20));
+    /** Resolves once the writer has completed `n` more rounds: writes really overlap each step. */
+    const rounds = async (n: number) => {
+      const target = round + n;
+      while (round < target) await new Promise((r) => setImmediate(r));
+    };
+    await rounds(5);
     const log = new MemoryChangeLog();
     const capture = await source.beginCapture(part, log);
     let after: string | undefined;
@@ -56,7 +61,7 @@ describe.each<Durability>(['process', 'device'])('partition capture (%s durabili
       after = page[page.length - 1]!.key;
       await new Promise((r) => setImmediate(r)); // let the writer interleave
     }
-    await new Promise((r) => setTimeout(r, 30));
+    await rounds(10);
     writing = false;
     await writer;
     let seq = 0;
