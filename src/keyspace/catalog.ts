@@ -27,6 +27,7 @@ export class Catalog {
   private readonly known = new Map<string, Known>();
   private readonly listeners = new Set<(table: RoutingTable | undefined, name: string) => void>();
   private watch: Watch | undefined;
+  private closed = false;
 
   private constructor(private readonly coordinator: Coordinator) {}
 
@@ -37,22 +38,32 @@ export class Catalog {
     return catalog;
   }
 
+  /**
+   * Watches first, then lists: a change between the two is seen by the watch, and `accept` keeps the newest revision
+   * whichever arrives first. A watch that breaks (coordinator restarted, history gone) is replaced the same way.
+   */
   private async start(): Promise<void> {
-    const entries = await this.coordinator.list(NAMESPACES_PREFIX);
-    let revision = 0;
-    for (const e of entries) {
+    this.watch = await this.coordinator.watch(
+      NAMESPACES_PREFIX,
+      (event) => {
+        const name = event.key.slice(NAMESPACES_PREFIX.length);
+        if (event.type === 'delete') {
+          this.known.delete(name);
+          for (const l of this.listeners) l(undefined, name);
+        } else if (event.value !== undefined) {
+          this.accept(name, event.value, event.revision);
+        }
+      },
+      { onError: () => this.restart(100) },
+    );
+    for (const e of await this.coordinator.list(NAMESPACES_PREFIX)) {
       this.accept(e.key.slice(NAMESPACES_PREFIX.length), e.value, e.revision);
-      revision = Math.max(revision, e.revision);
     }
-    this.watch = await this.coordinator.watch(NAMESPACES_PREFIX, (event) => {
-      const name = event.key.slice(NAMESPACES_PREFIX.length);
-      if (event.type === 'delete') {
-        this.known.delete(name);
-        for (const l of this.listeners) l(undefined, name);
-      } else if (event.value !== undefined) {
-        this.accept(name, event.value, event.revision);
-      }
-    });
+  }
+
+  private restart(delayMs: number): void {
+    if (this.closed) return;
+    this.start().catch(() => setTimeout(() => this.restart(Math.min(delayMs * 2, 2000)), delayMs).unref());
   }
 
   private accept(name: string, value: string, revision: number): void {
@@ -136,6 +147,7 @@ export class Catalog {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     await this.watch?.close();
     this.listeners.clear();
   }
