@@ -20,6 +20,21 @@ export function parsePositive(name: string): (value: string) => number {
   };
 }
 
+const BYTE_SUFFIXES: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3 };
+
+/** A size such as `512kb`, `50mb` or `1gb` (binary units), in bytes, > 0. */
+export function parseBytes(name: string): (value: string) => number {
+  return (value: string) => {
+    const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(value.trim());
+    const unit = m ? BYTE_SUFFIXES[m[2]!.toLowerCase()] : undefined;
+    const n = m && unit ? Math.round(Number(m[1]) * unit) : NaN;
+    if (!Number.isFinite(n) || n <= 0) {
+      throw new InvalidArgumentError(`${name} must be a size such as 512kb, 50mb or 1gb, not ${JSON.stringify(value)}`);
+    }
+    return n;
+  };
+}
+
 /** `host:port` with a port from 0 to 65535. */
 export function parseHostPort(name: string): (value: string) => { host: string; port: number } {
   return (value: string) => {

@@ -70,6 +70,11 @@ export class ShardflowClient {
     this.services = new ServiceCaller(members, this.pool, { timeoutMs: this.timeoutMs });
   }
 
+  /** The coordinator this client reads membership and routing from. */
+  get coordinator(): Coordinator {
+    return this.options.coordinator;
+  }
+
   /**
    * Calls a service on one of its live compute instances, chosen by `strategy` (default round-robin), or by `key` so
    * the same key reaches the same instance while membership is stable. An idempotent call is retried on another

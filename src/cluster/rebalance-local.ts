@@ -1,98 +1,174 @@
 /**
- * Rebalancing and scaling the storage tier of a cluster from this host: plan with the planner, show the plan, carry
- * it out with a live progress line, and for scale-in drain the leaving nodes before their processes stop.
+ * Rebalancing and scaling the storage tier of a cluster from this host: take the rebalance lock, plan with the
+ * planner, show the plan with sizes and an estimate, check every node involved answers, carry it out with live
+ * progress, and for scale-in drain the leaving nodes before their processes stop. Any refusal (another rebalance
+ * running, a node that does not answer, a bad count) comes before anything changes.
  */
 import { rm } from 'node:fs/promises';
-import { SingleBar, Presets } from 'cli-progress';
 import { ClusterDir, compareIds, type LocalNodeFile } from '../config/cluster-dir.js';
 import { connect, PeerPool } from '../client/index.js';
-import { planRebalance, runMoves, type MoveContext, type PlannedMove } from '../migration/index.js';
-import { InvalidArgumentError } from '../errors/index.js';
+import { MigrationDriver, type MoveResult, type PlannedMove } from '../migration/index.js';
+import { InvalidArgumentError, UnavailableError } from '../errors/index.js';
 import { isAlive, terminate } from './spawn.js';
 import { startLocalCluster, MAX_LOCAL_NODES } from './local-cluster.js';
+import { formatPlan, RebalanceProgress, estimateSeconds, type SizedMove } from './rebalance-progress.js';
 
-interface Output {
+export interface RebalanceOutput {
   dryRun?: boolean;
   json?: boolean;
+  /** Partitions moved at once (default 4). */
   concurrency?: number;
+  /** Total copy rate limit, bytes per second. */
+  maxBytesPerSec?: number;
+  /** Back off when foreground p99 passes this multiple of its baseline (default 3; 0: never). */
+  maxP99Ratio?: number;
+  /** Where lines go (default stdout). */
+  write?: (line: string) => void;
 }
 
-async function withContext<T>(dirPath: string, work: (ctx: MoveContext) => Promise<T>): Promise<T> {
+/** What a run did: the plan and each move's result (as `--json` prints it). */
+export interface RebalanceReport {
+  moves: SizedMove[];
+  totalBytes: number;
+  estimatedSeconds: number;
+  results?: MoveResult[];
+  ms?: number;
+}
+
+interface Session {
+  driver: MigrationDriver;
+  sizes(moves: PlannedMove[]): Promise<SizedMove[]>;
+}
+
+async function withDriver<T>(dirPath: string, work: (s: Session) => Promise<T>): Promise<T> {
   const dir = new ClusterDir(dirPath);
   const client = await connect({ dir: dir.root, name: 'rebalance' });
   const pool = new PeerPool(client.members, await dir.readSecret(), 'rebalance');
   try {
-    return await work({ catalog: client.catalog, members: client.members, pool });
+    const driver = await MigrationDriver.open({ coordinator: client.coordinator, catalog: client.catalog, members: client.members, pool });
+    try {
+      const sizes = async (moves: PlannedMove[]): Promise<SizedMove[]> => {
+        const byNode = new Map<string, Record<string, [number, number, number][]>>();
+        for (const id of new Set(moves.map((m) => m.from).filter((f): f is string => f !== undefined))) {
+          const peer = await pool.get(id, Date.now() + 3000);
+          byNode.set(id, await peer.call<Record<string, [number, number, number][]>>('node.partitions', null, { timeoutMs: 10_000 }).catch(() => ({})));
+        }
+        return moves.map((m) => {
+          const row = m.from ? byNode.get(m.from)?.[m.namespace]?.find((r) => r[0] === m.partition) : undefined;
+          return { ...m, keys: row?.[1] ?? 0, bytes: row?.[2] ?? 0 };
+        });
+      };
+      return await work({ driver, sizes });
+    } finally {
+      await driver.close();
+    }
   } finally {
     pool.close();
     await client.close();
   }
 }
 
-function summary(moves: PlannedMove[]): string {
-  const byRoute = new Map<string, number>();
-  for (const m of moves) {
-    const k = `${m.namespace}: ${m.from ?? '(none)'} -> ${m.to}`;
-    byRoute.set(k, (byRoute.get(k) ?? 0) + 1);
-  }
-  return [...byRoute].map(([k, n]) => `  ${k}  ${n} partition${n === 1 ? '' : 's'}`).join('\n');
-}
-
-async function execute(ctx: MoveContext, moves: PlannedMove[], out: Output): Promise<void> {
-  const say = (s: string) => process.stdout.write(s + '\n');
-  if (!out.json) say(moves.length === 0 ? 'balanced: nothing to move' : `plan: ${moves.length} partitions to move\n${summary(moves)}`);
+async function execute(s: Session, planned: PlannedMove[], out: RebalanceOutput): Promise<RebalanceReport> {
+  const say = out.write ?? ((line: string) => process.stdout.write(line + '\n'));
+  const concurrency = out.concurrency ?? 4;
+  const moves = await s.sizes(planned);
+  const report: RebalanceReport = {
+    moves,
+    totalBytes: moves.reduce((a, m) => a + m.bytes, 0),
+    estimatedSeconds: estimateSeconds(moves, concurrency, out.maxBytesPerSec),
+  };
+  if (!out.json) say(formatPlan(moves, concurrency, out.maxBytesPerSec));
   if (out.dryRun || moves.length === 0) {
-    if (out.json) say(JSON.stringify({ moves }, null, 2));
-    return;
+    if (out.json) say(JSON.stringify(report, null, 2));
+    return report;
   }
-  const bar = !out.json && process.stdout.isTTY ? new SingleBar({ format: '{bar} {value}/{total} partitions  {rate}' }, Presets.shades_classic) : undefined;
-  bar?.start(moves.length, 0, { rate: '' });
+  await s.driver.preflight(moves);
+  const progress = out.json ? undefined : new RebalanceProgress(moves, say, out.write === undefined && process.stdout.isTTY === true);
   const started = Date.now();
-  let keys = 0;
-  const results = await runMoves(ctx, moves, {
-    concurrency: out.concurrency,
-    onMoved: (r, done) => {
-      keys += r.copied;
-      bar?.update(done, { rate: `${Math.round((keys / Math.max(1, Date.now() - started)) * 1000)} keys/s` });
-    },
-  });
-  bar?.stop();
+  try {
+    report.results = await s.driver.run(moves, {
+      concurrency,
+      maxBytesPerSec: out.maxBytesPerSec,
+      maxP99Ratio: out.maxP99Ratio,
+      onProgress: (j) => progress?.progress(j),
+      onMoved: (r) => progress?.moved(r),
+      onRate: (rate, why) => progress?.rate(rate, why),
+    });
+  } finally {
+    progress?.stop();
+  }
+  report.ms = Date.now() - started;
+  const results = report.results;
   const fences = results.map((r) => r.fenceMs).sort((a, b) => a - b);
   const p50 = fences[Math.floor(fences.length / 2)] ?? 0;
   const max = fences[fences.length - 1] ?? 0;
-  if (out.json) say(JSON.stringify({ moves, results }, null, 2));
-  else say(`moved ${results.length} partitions (${keys} keys) in ${Date.now() - started} ms; requests held per partition: median ${p50} ms, max ${max} ms`);
+  const keys = results.reduce((a, r) => a + r.copied, 0);
+  if (out.json) say(JSON.stringify(report, null, 2));
+  else say(`moved ${results.length} partitions (${keys} keys) in ${report.ms} ms; requests held per partition: median ${p50} ms, max ${max} ms`);
+  return report;
 }
 
-/** Balances the cluster's storage nodes. */
-export async function rebalanceLocal(dirPath: string, out: Output = {}): Promise<void> {
-  await withContext(dirPath, async (ctx) => execute(ctx, planRebalance(ctx), out));
+/**
+ * Balances the cluster's storage nodes.
+ *
+ * @example
+ * ```ts
+ * await rebalanceLocal('.shardflow', { concurrency: 8, maxBytesPerSec: 50 * 1024 * 1024 });
+ * ```
+ */
+export async function rebalanceLocal(dirPath: string, out: RebalanceOutput = {}): Promise<RebalanceReport> {
+  return withDriver(dirPath, async (s) => execute(s, s.driver.plan(), out));
 }
 
 /**
  * Sets the number of storage nodes: new nodes start and take their share online; leaving nodes (the newest ids)
- * hand every partition to the others before their processes stop.
+ * hand every partition to the others before their processes stop. The rebalance lock is taken first, so a refused
+ * scale starts and stops nothing.
  */
-export async function scaleLocalStorage(dirPath: string, count: number, out: Output = {}): Promise<void> {
+export async function scaleLocalStorage(dirPath: string, count: number, out: RebalanceOutput = {}): Promise<RebalanceReport> {
   if (!Number.isInteger(count) || count < 1 || count > MAX_LOCAL_NODES) {
-    throw new InvalidArgumentError(`storage must be a whole number from 1 to ${MAX_LOCAL_NODES}: a cluster needs a storage node`);
+    throw new InvalidArgumentError(
+      `storage must be a whole number from 1 to ${MAX_LOCAL_NODES}: every partition needs a node (replicas: 1), so at least 1`,
+    );
   }
   const dir = new ClusterDir(dirPath);
-  const running = (await dir.listNodes()).filter((n) => n.role === 'storage' && isAlive(n.pid)).sort((a, b) => compareIds(a.id, b.id));
-  const compute = (await dir.listNodes()).filter((n) => n.role === 'compute' && isAlive(n.pid)).length;
-  if (count >= running.length) {
-    if (count > running.length) await startLocalCluster({ dir: dirPath, storage: count, compute });
-    await rebalanceLocal(dirPath, out);
-    return;
+  const nodes = await dir.listNodes();
+  const running = nodes.filter((n) => n.role === 'storage' && isAlive(n.pid)).sort((a, b) => compareIds(a.id, b.id));
+  const compute = nodes.filter((n) => n.role === 'compute' && isAlive(n.pid)).length;
+  return withDriver(dirPath, async (s) => {
+    if (count >= running.length) {
+      if (count > running.length && out.dryRun) {
+        // Plan over the nodes there would be, starting nothing.
+        const planned = [...running.map((n) => ({ id: n.id, capacity: n.capacity }))];
+        for (let i = running.length; i < count; i++) planned.push({ id: `(new ${i - running.length + 1})`, capacity: 1 });
+        return execute(s, s.driver.plan(planned), out);
+      }
+      if (count > running.length) {
+        await startLocalCluster({ dir: dirPath, storage: count, compute });
+        await waitForStorage(s.driver, count);
+      }
+      return execute(s, s.driver.plan(), out);
+    }
+    const leaving: LocalNodeFile[] = running.slice(count);
+    const staying = running.slice(0, count).map((n) => ({ id: n.id, capacity: n.capacity }));
+    const report = await execute(s, s.driver.plan(staying), out);
+    if (out.dryRun) return report;
+    await Promise.all(
+      leaving.map(async (n) => {
+        await terminate(n.pid!);
+        await rm(dir.nodeDir(n.id), { recursive: true, force: true }); // its partitions live elsewhere now
+      }),
+    );
+    if (!out.json) (out.write ?? ((l: string) => process.stdout.write(l + '\n')))(`stopped ${leaving.map((n) => n.id).join(', ')} after moving their data`);
+    return report;
+  });
+}
+
+/** Waits until the driver's member view shows `count` ready storage nodes (the new ones announced themselves). */
+async function waitForStorage(driver: MigrationDriver, count: number): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (driver.context.members.ready('storage').length < count) {
+    if (Date.now() > deadline) throw new UnavailableError(`only ${driver.context.members.ready('storage').length} of ${count} storage nodes came up`);
+    await new Promise((r) => setTimeout(r, 50));
   }
-  const leaving: LocalNodeFile[] = running.slice(count);
-  const staying = running.slice(0, count).map((n) => ({ id: n.id, capacity: n.capacity }));
-  await withContext(dirPath, async (ctx) => execute(ctx, planRebalance(ctx, staying), out));
-  await Promise.all(
-    leaving.map(async (n) => {
-      await terminate(n.pid!);
-      await rm(dir.nodeDir(n.id), { recursive: true, force: true }); // its partitions live elsewhere now
-    }),
-  );
-  if (!out.json) process.stdout.write(`stopped ${leaving.map((n) => n.id).join(', ')} after moving their data\n`);
 }

@@ -6,6 +6,9 @@
  * /shardflow/members/<nodeId>        JSON MemberInfo, attached to the node's lease
  * /shardflow/elections/<election>    the leader's candidate name, attached to the leader's lease
  * /shardflow/namespaces/<name>       JSON routing record (keyspace/routing-table.ts): owners, epoch, moves
+ * /shardflow/migrations/<job>        JSON progress of one partition move, attached to its driver's lease
+ * /shardflow/locks/<name>            JSON holder of a cluster-wide lock (e.g. `rebalance`), attached to its lease
+ * /shardflow/autoscaler/<tier>      JSON recent decisions of the autoscaler for one tier (`storage`, `compute`)
  * ```
  *
  * Folders end with `/` so that a prefix never matches a sibling (`members/` does not match `membersX`).
@@ -20,6 +23,29 @@ export const MEMBERS_PREFIX = `${ROOT}members/`;
 export const ELECTIONS_PREFIX = `${ROOT}elections/`;
 /** Folder of the namespaces' routing records. */
 export const NAMESPACES_PREFIX = `${ROOT}namespaces/`;
+
+/** Folder of the migration job records. */
+export const MIGRATIONS_PREFIX = `${ROOT}migrations/`;
+/** Folder of the cluster-wide locks. */
+export const LOCKS_PREFIX = `${ROOT}locks/`;
+
+/** Key of one migration job's record. */
+export function migrationJobKey(job: string): string {
+  return MIGRATIONS_PREFIX + job;
+}
+
+/** Key of one cluster-wide lock. */
+export function lockKey(name: string): string {
+  return LOCKS_PREFIX + name;
+}
+
+/** Folder of the autoscaler's per-tier decision records. */
+export const AUTOSCALER_PREFIX = `${ROOT}autoscaler/`;
+
+/** Key of the autoscaler's record for one tier. */
+export function autoscalerKey(tier: string): string {
+  return AUTOSCALER_PREFIX + tier;
+}
 
 /** Key of one member's record. */
 export function memberKey(nodeId: string): string {

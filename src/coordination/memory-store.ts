@@ -28,6 +28,25 @@ import { compareKeys, lowerBound } from './key-order.js';
 import { SnapshotFile, type Snapshot } from './snapshot-file.js';
 import { checkKey, checkPrefix, checkRevision, checkTtl, checkValue } from './validate.js';
 
+/**
+ * Most bytes of event values written with each save. Every save rewrites the file, and events carry whole values
+ * (a routing record is tens of KiB), so an unbounded history made each save megabytes and each write tens of ms.
+ * A watcher that needs older events re-lists instead (see Coordinator.watch).
+ */
+const PERSISTED_HISTORY_BYTES = 256 * 1024;
+
+/** The newest events whose values add up to at most `budget` bytes. */
+function newestWithin(events: WatchEvent[], budget: number): WatchEvent[] {
+  let bytes = 0;
+  let i = events.length;
+  while (i > 0) {
+    bytes += (events[i - 1]!.value?.length ?? 0) + events[i - 1]!.key.length;
+    if (bytes > budget) break;
+    i--;
+  }
+  return events.slice(i);
+}
+
 export interface MemoryStoreOptions {
   /** File that keeps keys and revision across restarts; without one the store lives in memory only. */
   path?: string;
@@ -348,7 +367,7 @@ export class MemoryStore {
         const e = this.entries.get(k)!;
         return [k, e.value, e.revision, e.leaseId ?? null];
       }),
-      history: this.history.slice(-this.persistedHistory),
+      history: newestWithin(this.history.slice(-this.persistedHistory), PERSISTED_HISTORY_BYTES),
     };
   }
 

@@ -54,6 +54,11 @@ export class ClusterNotRunningError extends make('CLUSTER_NOT_RUNNING', 'Cluster
 export class UnknownServiceError extends make('UNKNOWN_SERVICE', 'UnknownServiceError', false) {}
 /** A service handler threw; `details.errorName` names what it threw. Retrying runs the handler again. */
 export class ServiceError extends make('SERVICE_FAILED', 'ServiceError', false) {}
+/**
+ * Another operation holds what this one needs (e.g. a rebalance is already running). `details` says who holds it;
+ * retry once it is done.
+ */
+export class BusyError extends make('BUSY', 'BusyError', true) {}
 /** A bug or an unexpected failure on the remote side; its message is kept. */
 export class InternalError extends make('INTERNAL', 'InternalError', false) {}
 
@@ -79,6 +84,7 @@ export const errorClassesByCode: ReadonlyMap<string, new (message: string, optio
       ClusterNotRunningError,
       UnknownServiceError,
       ServiceError,
+      BusyError,
       InternalError,
     ].map((cls) => [cls.code, cls]),
   );

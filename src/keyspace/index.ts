@@ -7,6 +7,7 @@ export { Catalog } from './catalog.js';
 export {
   RoutingTable,
   DEFAULT_SPLIT_BYTES,
+  DEFAULT_SPLIT_OPS_SUSTAIN_MS,
   type Scheme,
   type NamespaceOptions,
   type RoutingRecord,

@@ -7,7 +7,7 @@
  *   range namespace: partition = id of the range holding the key (RangeMap, O(log n)); owner per range id
  */
 import { keySlot, DEFAULT_SLOT_COUNT, RangeMap, type Range } from '../partitioning/index.js';
-import { InvalidArgumentError } from '../errors/index.js';
+import { BusyError, InvalidArgumentError } from '../errors/index.js';
 
 export type Scheme = 'hash' | 'range';
 
@@ -16,11 +16,25 @@ export interface NamespaceOptions {
   scheme: Scheme;
   /** Hash namespaces: number of slots (default 4096). */
   slotCount?: number;
-  /** Range namespaces: a range larger than this many bytes is split (default 64 MiB). */
+  /**
+   * Range namespaces: a range larger than this many bytes is split (default 64 MiB). Two neighbouring ranges that
+   * together hold less than a quarter of it (and are not busy) are merged.
+   */
   splitBytes?: number;
+  /**
+   * Range namespaces: a range serving more than this many requests per second for `splitOpsSustainMs` is split where
+   * it halves the traffic (default: no split on load).
+   */
+  splitOps?: number;
+  /**
+   * Range namespaces: how long a range must stay above `splitOps` before it is split, and how long a range must have
+   * been watched before it may merge (default 10 s).
+   */
+  splitOpsSustainMs?: number;
 }
 
 export const DEFAULT_SPLIT_BYTES = 64 * 1024 * 1024;
+export const DEFAULT_SPLIT_OPS_SUSTAIN_MS = 10_000;
 
 /** The stored form, as JSON in the coordinator. */
 export interface RoutingRecord {
@@ -32,6 +46,10 @@ export interface RoutingRecord {
   /** Hash: runs of consecutive slots with one owner, `[firstSlot, lastSlotInclusive, nodeId]`. */
   slotRuns?: [number, number, string][];
   splitBytes?: number;
+  /** Range: requests per second above which a range is split on load (absent: never). */
+  splitOps?: number;
+  /** Range: how long a range must be hot before a load split (absent: {@link DEFAULT_SPLIT_OPS_SUSTAIN_MS}). */
+  splitOpsSustainMs?: number;
   /** Range: the ranges in key order with their owner. */
   ranges?: (Range & { owner: string })[];
   /** Range: the next unused range id. */
@@ -94,6 +112,16 @@ export class RoutingTable {
       if (!Number.isInteger(splitBytes) || splitBytes < 1024) {
         throw new InvalidArgumentError(`splitBytes must be an integer of at least 1024, not ${splitBytes}`);
       }
+      const { splitOps, splitOpsSustainMs } = options;
+      if (splitOps !== undefined && (!Number.isInteger(splitOps) || splitOps < 1)) {
+        throw new InvalidArgumentError(`splitOps must be an integer of at least 1, not ${splitOps}`);
+      }
+      if (
+        splitOpsSustainMs !== undefined &&
+        (!Number.isInteger(splitOpsSustainMs) || splitOpsSustainMs < 1000 || splitOpsSustainMs > 3_600_000)
+      ) {
+        throw new InvalidArgumentError(`splitOpsSustainMs must be an integer from 1000 to 3600000, not ${splitOpsSustainMs}`);
+      }
       const owners = assign([0]);
       return RoutingTable.fromRecord({
         name,
@@ -101,6 +129,8 @@ export class RoutingTable {
         epoch: 1,
         createdAt,
         splitBytes,
+        ...(splitOps !== undefined ? { splitOps } : {}),
+        ...(splitOpsSustainMs !== undefined ? { splitOpsSustainMs } : {}),
         ranges: [{ id: 0, start: '', end: null, owner: owners.get(0)! }],
         nextRangeId: 1,
       });
@@ -196,6 +226,43 @@ export class RoutingTable {
     const owner = this.owners.get(rangeId)!;
     const ranges = map.ranges().map((r) => ({ ...r, owner: r.id === newId ? owner : this.owners.get(r.id)! }));
     return RoutingTable.fromRecord({ ...this.record, epoch: this.epoch + 1, ranges, nextRangeId: newId + 1 });
+  }
+
+  /**
+   * Range namespaces: a new table (next epoch) with range `rightId` joined onto `leftId`, the range right before it.
+   * The merged range keeps `leftId` and the owner both had. Like a split it is routing only: range keys are stored
+   * without their range id, so the owner already holds the merged range's data where it will look for it.
+   *
+   * @throws InvalidArgumentError for a hash namespace, a range that does not exist, `rightId` not immediately after
+   *   `leftId`, or two different owners (co-locate them with a move first).
+   * @throws BusyError if either range is moving: a move copies a range by its bounds, which must not change under it.
+   */
+  withMerge(leftId: number, rightId: number): RoutingTable {
+    if (!this.rangeMap) throw new InvalidArgumentError(`${this.name} is a hash namespace; it cannot merge ranges`);
+    const left = this.range(leftId);
+    const right = this.range(rightId);
+    if (!left || !right) {
+      throw new InvalidArgumentError(`${this.name} has no range ${left ? rightId : leftId}`, { details: { leftId, rightId } });
+    }
+    if (left.end === null || left.end !== right.start) {
+      throw new InvalidArgumentError(`${this.name}: range ${rightId} does not immediately follow range ${leftId}`, {
+        details: { leftId, rightId },
+      });
+    }
+    if (left.owner !== right.owner) {
+      throw new InvalidArgumentError(`${this.name}: ranges ${leftId} and ${rightId} have different owners`, {
+        details: { leftId, rightId, leftOwner: left.owner, rightOwner: right.owner },
+      });
+    }
+    const moving = [leftId, rightId].filter((id) => this.migrationOf(id));
+    if (moving.length > 0) {
+      throw new BusyError(`${this.name}: range ${moving[0]} is moving; merge it once the move has ended`, {
+        details: { namespace: this.name, moving },
+      });
+    }
+    const map = this.rangeMap.merge(leftId, rightId);
+    const ranges = map.ranges().map((r) => ({ ...r, owner: this.owners.get(r.id)! }));
+    return RoutingTable.fromRecord({ ...this.record, epoch: this.epoch + 1, ranges });
   }
 }
 

@@ -1,2 +1,5 @@
-export { movePartition, type MoveContext, type MoveResult } from './mover.js';
-export { planRebalance, runMoves, type PlannedMove } from './rebalance.js';
+export { movePartition, moveBatch, type MoveBatch, type MoveContext, type MoveOptions, type MoveResult } from './mover.js';
+export { planRebalance, runMoves, batchMoves, type PlannedMove, type RunOptions } from './rebalance.js';
+export { MigrationDriver, type DriverDeps, type DriverOptions, type LockHolder } from './driver.js';
+export { JobLedger, readJobs, type JobRecord, type MoveStep } from './jobs.js';
+export { planMerges, runMerges, mergeAfterMove, type PlannedMerge, type MergeResult } from './range-merge.js';

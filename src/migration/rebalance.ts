@@ -1,20 +1,55 @@
 /**
  * Rebalance: the planner's fewest moves that restore balance over the ready storage nodes, for every namespace,
- * carried out by {@link movePartition} a few at a time.
+ * carried out by {@link movePartition} a few at a time, at a copy rate that yields to the foreground: the rate is
+ * shared by the moves in flight and halves whenever the storage nodes' p99 rises past a multiple of its baseline
+ * (autoscale/RateController), recovering gradually after.
  */
 import { planAssignment, type Move } from '../partitioning/index.js';
+import { RateController } from '../autoscale/index.js';
 import { InvalidArgumentError } from '../errors/index.js';
-import { movePartition, type MoveContext, type MoveResult } from './mover.js';
+import { createLogger } from '../util/logger.js';
+import { moveBatch, type MoveBatch, type MoveContext, type MoveResult } from './mover.js';
+import type { JobRecord } from './jobs.js';
 
 export interface PlannedMove extends Move {
   namespace: string;
+  /** The partition's size, when known: batches are cut to a size as well as a count. */
+  bytes?: number;
 }
+
+export interface RunOptions {
+  /** Jobs (batches of partitions) run at once (default 4). */
+  concurrency?: number;
+  /** Most partitions per job (default 64). */
+  batchPartitions?: number;
+  /** Most bytes per job (default 64 MiB; a larger partition goes alone). */
+  batchBytes?: number;
+  /** The most bytes per second all moves together may copy (default: no limit of our own). */
+  maxBytesPerSec?: number;
+  /**
+   * Back off when the foreground p99 exceeds this multiple of its value before the moves began (default 3; 0 turns
+   * backing off off). Needs `sampleP99`.
+   */
+  maxP99Ratio?: number;
+  /** Measures the foreground p99 (ms) over the last second; called once a second. */
+  sampleP99?: () => Promise<number>;
+  /** A job finished; `done` and `total` count partitions. */
+  onMoved?: (r: MoveResult, done: number, total: number) => void;
+  /** A move in flight made progress. */
+  onProgress?: (job: JobRecord) => void;
+  /** The shared rate changed (after a latency sample), with why. */
+  onRate?: (bytesPerSec: number | undefined, reason: string) => void;
+}
+
+/** With no limit given, backing off starts from this rate: more than one node's disk and network carry here. */
+const UNLIMITED_BYTES_PER_SEC = 1024 * 1024 * 1024;
+const log = createLogger('migration');
 
 /**
  * The moves that balance every namespace over `nodes` (default: the ready storage nodes). Pass the nodes that will
  * remain to plan a drain.
  */
-export function planRebalance(ctx: MoveContext, nodes?: { id: string; capacity: number }[]): PlannedMove[] {
+export function planRebalance(ctx: Pick<MoveContext, 'catalog' | 'members'>, nodes?: { id: string; capacity: number }[]): PlannedMove[] {
   const over = nodes ?? ctx.members.ready('storage').map((m) => ({ id: m.id, capacity: m.capacity }));
   if (over.length === 0) throw new InvalidArgumentError('no storage node to balance over');
   const moves: PlannedMove[] = [];
@@ -26,22 +61,118 @@ export function planRebalance(ctx: MoveContext, nodes?: { id: string; capacity: 
   return moves;
 }
 
-/** Carries out moves, `concurrency` at a time; resolves with every result, rejects on the first failure. */
-export async function runMoves(
-  ctx: MoveContext,
-  moves: PlannedMove[],
-  options: { concurrency?: number; onMoved?: (r: MoveResult, done: number, total: number) => void } = {},
-): Promise<MoveResult[]> {
+/**
+ * Groups moves into jobs: partitions of one namespace with the same source and target, up to `maxPartitions` and
+ * `maxBytes` per job, in plan order.
+ */
+export function batchMoves(moves: PlannedMove[], maxPartitions = 64, maxBytes = 64 * 1024 * 1024): MoveBatch[] {
+  const open = new Map<string, { batch: MoveBatch; bytes: number }>();
+  const out: MoveBatch[] = [];
+  for (const m of moves) {
+    if (m.from === undefined || m.from === null) throw new InvalidArgumentError(`${m.namespace}/${m.partition} has no owner to move it from`);
+    const key = `${m.namespace}\u0000${m.from}\u0000${m.to}`;
+    let cur = open.get(key);
+    const bytes = m.bytes ?? 0;
+    if (cur && (cur.batch.partitions.length >= maxPartitions || cur.bytes + bytes > maxBytes)) cur = undefined;
+    if (!cur) {
+      const fresh = { batch: { namespace: m.namespace, from: m.from, to: m.to, partitions: [] as number[] }, bytes: 0 };
+      open.set(key, fresh);
+      out.push(fresh.batch);
+      cur = fresh;
+    }
+    cur.batch.partitions.push(m.partition);
+    cur.bytes += bytes;
+  }
+  return out;
+}
+
+/**
+ * Carries out moves in jobs of several partitions ({@link batchMoves}), `concurrency` jobs at a time, and resolves
+ * with every job's result. After a failure no new job starts; the ones in flight finish (each either completes or
+ * rolls back), then the first failure is thrown with the results so far in `completed`.
+ */
+export async function runMoves(ctx: MoveContext, moves: PlannedMove[], options: RunOptions = {}): Promise<MoveResult[]> {
+  const batches = batchMoves(moves, options.batchPartitions, options.batchBytes);
   const results: MoveResult[] = [];
+  let failure: unknown;
   let next = 0;
+  let active = 0;
+  let done = 0;
+  const rate = await startRateControl(options);
+  const share = () => (rate.bytesPerSec === undefined ? undefined : Math.max(1, rate.bytesPerSec / Math.max(1, active)));
   const workers = Array.from({ length: Math.max(1, options.concurrency ?? 4) }, async () => {
-    while (next < moves.length) {
-      const m = moves[next++]!;
-      const r = await movePartition(ctx, m.namespace, m.partition, m.to);
-      results.push(r);
-      options.onMoved?.(r, results.length, moves.length);
+    while (next < batches.length && failure === undefined) {
+      const b = batches[next++]!;
+      active++;
+      try {
+        const r = await moveBatch(ctx, b, { bytesPerSec: share, onProgress: options.onProgress });
+        results.push(r);
+        done += r.partitions.length;
+        options.onMoved?.(r, done, moves.length);
+      } catch (err) {
+        failure ??= err;
+      } finally {
+        active--;
+      }
     }
   });
-  await Promise.all(workers);
+  try {
+    await Promise.all(workers);
+  } finally {
+    rate.stop();
+  }
+  if (failure !== undefined) {
+    if (failure instanceof Error) Object.assign(failure, { completed: results });
+    throw failure;
+  }
   return results;
+}
+
+interface RateControl {
+  readonly bytesPerSec: number | undefined;
+  stop(): void;
+}
+
+async function startRateControl(options: RunOptions): Promise<RateControl> {
+  const limit = options.maxBytesPerSec;
+  if (limit !== undefined && (!Number.isFinite(limit) || limit <= 0)) throw new InvalidArgumentError('maxBytesPerSec must be > 0');
+  const ratio = options.maxP99Ratio ?? 3;
+  if (!options.sampleP99 || ratio === 0) return { bytesPerSec: limit, stop: () => undefined };
+  const sample = options.sampleP99;
+  const baseline = Math.max(1, await sample().catch(() => 0));
+  const max = limit ?? UNLIMITED_BYTES_PER_SEC;
+  const controller = new RateController({
+    maxBytesPerSec: max,
+    minBytesPerSec: Math.max(64 * 1024, max / 64),
+    initialBytesPerSec: max,
+    baselineP99Ms: baseline,
+    maxP99Ratio: ratio,
+  });
+  let limited = limit !== undefined;
+  let stopped = false;
+  const timer = setInterval(() => {
+    void sample()
+      .then((p99) => {
+        if (stopped) return;
+        const before = controller.bytesPerSec;
+        const after = controller.onSample({ now: Date.now(), foregroundP99Ms: p99 });
+        if (after < max) limited = true;
+        else if (limit === undefined) limited = false;
+        if (after !== before) {
+          log.debug('migration rate', { bytesPerSec: Math.round(after), reason: controller.reason });
+          options.onRate?.(limited ? after : undefined, controller.reason);
+        }
+      })
+      .catch(() => undefined);
+  }, 1000);
+  timer.unref();
+  return {
+    get bytesPerSec() {
+      return limited ? controller.bytesPerSec : undefined;
+    },
+    stop() {
+      stopped = true;
+      clearInterval(timer);
+    },
+  };
 }

@@ -32,3 +32,14 @@ export {
   type Plan,
   type CurrentAssignment,
 } from './planner.js';
+export {
+  observeLoad,
+  chooseLoadSplitKey,
+  isHot,
+  chooseMerges,
+  type LoadState,
+  type LoadOptions,
+  type RangeLoad,
+  type MergeLimits,
+  type MergePair,
+} from './range-load.js';

@@ -328,6 +328,14 @@ export class StorageEngine {
     return this.counters.get(counterKey(location)) ?? { keys: 0, bytes: 0 };
   }
 
+  /** Hash namespaces: the partitions (slots) of `namespace` that hold keys, from the counters. */
+  hashPartitionsWithKeys(namespace: string): number[] {
+    const out: number[] = [];
+    const prefix = `${namespace}\u0000`;
+    for (const [k, c] of this.counters) if (c.keys > 0 && k.startsWith(prefix)) out.push(Number(k.slice(prefix.length)));
+    return out;
+  }
+
   async close(): Promise<void> {
     if (this.flusher) clearInterval(this.flusher);
     await this.root.close();

@@ -41,6 +41,8 @@ export class KvService {
     private readonly engine: StorageEngine,
     private readonly catalog: Catalog,
     private readonly snapshots: SnapshotRegistry,
+    /** Counts requests per range, for splitting hot ranges (range namespaces only). */
+    private readonly traffic?: { record(namespace: string, partition: number, key: string): void },
   ) {}
 
   /**
@@ -178,6 +180,7 @@ export class KvService {
     const end = range.end === null ? to : to === null ? range.end : compareKeys(to, range.end) < 0 ? to : range.end;
     const location: Location = { namespace: table.name, partition: range.id };
     const start = compareKeys(from, range.start) < 0 ? range.start : from;
+    this.traffic?.record(table.name, range.id, start); // a page is one request
     const entries = this.engine.scan(location, { start, end, after, limit, snapshot });
     const rangeDone = range.end === null || (to !== null && compareKeys(to, range.end) <= 0) ? null : { from: range.end };
     return page(entries, limit, rangeDone);
@@ -203,9 +206,9 @@ export class KvService {
   private locate(table: RoutingTable, key: string): Location {
     const place: KeyPlace = table.place(key);
     this.checkOwner(table, place.partition);
-    return place.slot === undefined
-      ? { namespace: table.name, partition: place.partition }
-      : { namespace: table.name, partition: place.partition, slot: place.slot };
+    if (place.slot !== undefined) return { namespace: table.name, partition: place.partition, slot: place.slot };
+    this.traffic?.record(table.name, place.partition, key);
+    return { namespace: table.name, partition: place.partition };
   }
 
   private checkOwner(table: RoutingTable, partition: number): void {

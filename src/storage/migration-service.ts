@@ -1,21 +1,31 @@
 /**
  * A storage node's part in moving a partition (see docs/ARCHITECTURE.md, "The path of a migration"):
  *
- *   source  mig.export.begin  { job, ns, partition }          snapshot + change capture, together
- *           mig.export.page   { job, after?, limit }          entries from the snapshot, in key order
- *           mig.export.changes{ job, afterSeq, limit }        committed changes since, in order
- *           mig.export.fence  { job }                         hold the partition's requests -> { lastSeq }
- *           mig.export.end    { job }                         stop capturing, release held requests
- *   target  mig.import        { job, ns, partition, source }  pull snapshot and changes from the source -> { lastSeq }
- *           mig.import.catchup{ job, untilSeq }               pull changes up to untilSeq
- *           mig.import.abort  { job }                         drop what was copied
+ *   source  mig.export.begin  { job, ns, partition }          snapshot + change capture, together -> { keys, bytes }
+ *           mig.export.page   { job, partition, after?, limit? } entries from the snapshot, in key order
+ *           mig.export.changes{ job, partition, afterSeq }    committed changes since, in order
+ *           mig.export.fence  { job, partition }              hold the partition's requests -> { lastSeq }
+ *           mig.export.end    { job, partition }              stop capturing, release held requests
+ *   target  mig.import        { job, ns, partition, source,   pull snapshot and changes from the source -> { lastSeq }
+ *                               bytesPerKey?, bytesPerSec? }
+ *           mig.import.progress{ job, bytesPerSec? }          -> { copiedKeys, copiedBytes } of the job; sets its rate
+ *           mig.import.catchup{ job, partition, untilSeq }    pull changes up to untilSeq
+ *           mig.import.abort  { job, partition }              drop what was copied
+ *           mig.import.finish { job, partition }              the partition is this node's now: forget the import
+ *
+ * A job may move several partitions of one namespace between the same two nodes (a batch): one move entry per
+ * partition, all naming the job, so the whole batch switches with one compare-and-set.
  *
  * Every step checks the routing record's migration entry names this job, so a step from a driver that lost (an
- * abort already recorded) does nothing.
+ * abort already recorded) does nothing. While it exports, the source checks once a second that the job's record
+ * (on the driver's lease) still exists; when it does not, the driver is dead and the source rolls the move back.
  */
 import type { Catalog, RoutingTable } from '../keyspace/index.js';
 import { InvalidArgumentError, UnavailableError, UnknownMethodError } from '../errors/index.js';
 import { Peer, splitAddress, type Connection } from '../wire/index.js';
+import type { Coordinator } from '../coordination/coordinator.js';
+import { migrationJobKey } from '../coordination/index.js';
+import { TokenBucket } from '../autoscale/index.js';
 import { MemoryChangeLog, type Change } from './change-log.js';
 import type { Location, ReadSnapshot, StorageEngine, StoredEntry } from './engine.js';
 import type { KvService } from './kv-service.js';
@@ -23,8 +33,11 @@ import type { KvService } from './kv-service.js';
 const PAGE = 1000;
 /** Longest a partition's requests are held waiting for a cutover before the source aborts the move. */
 const FENCE_LIMIT_MS = 10_000;
+/** How often a source checks that the driver of a move it exports is alive. */
+const DRIVER_CHECK_MS = 1000;
 
 interface Export {
+  job: string;
   ns: string;
   partition: number;
   location: Location;
@@ -32,15 +45,22 @@ interface Export {
   log: MemoryChangeLog;
   snapshot: ReadSnapshot;
   stop(): void;
+  watchdog: NodeJS.Timeout;
 }
 
 interface Import {
+  job: string;
   ns: string;
   partition: number;
   location: Location;
   bounds: { start?: string; end?: string | null };
   peer: Peer;
   lastSeq: number;
+  copiedKeys: number;
+  bytesPerKey: number;
+  /** Holds the copy to the driver's rate; undefined when unlimited. */
+  bucket: TokenBucket | undefined;
+  rate: number | undefined;
 }
 
 type Params = Record<string, unknown>;
@@ -48,6 +68,7 @@ type Params = Record<string, unknown>;
 export class MigrationService {
   private readonly exports = new Map<string, Export>();
   private readonly imports = new Map<string, Import>();
+  private readonly peers = new Map<string, { peer: Peer; users: number }>();
 
   constructor(
     private readonly nodeId: string,
@@ -55,6 +76,7 @@ export class MigrationService {
     private readonly catalog: Catalog,
     private readonly kv: KvService,
     private readonly secret: Uint8Array,
+    private readonly coordinator: Coordinator,
   ) {}
 
   async handle(method: string, raw: unknown, _connection?: Connection): Promise<unknown> {
@@ -62,45 +84,52 @@ export class MigrationService {
     const p = raw as Params;
     const job = p.job;
     if (typeof job !== 'string' || job.length === 0 || job.length > 100) throw new InvalidArgumentError('job must be a job id');
+    if (method === 'mig.import.progress') return this.progress(job, p);
+    if (typeof p.partition !== 'number' || !Number.isInteger(p.partition) || p.partition < 0) {
+      throw new InvalidArgumentError('partition must be a partition number');
+    }
+    // One job may move several partitions (a batch); each has its own export and import.
+    const task = `${job}#${p.partition}`;
     switch (method) {
       case 'mig.export.begin':
-        return this.beginExport(job, p);
+        return this.beginExport(task, job, p);
       case 'mig.export.page': {
-        const e = this.exportOf(job);
+        const e = this.exportOf(task);
         const after = typeof p.after === 'string' ? p.after : undefined;
-        const entries = this.engine.scan(e.location, { ...e.bounds, after, limit: PAGE, snapshot: e.snapshot });
-        return { entries, done: entries.length < PAGE };
+        const limit = typeof p.limit === 'number' && Number.isInteger(p.limit) && p.limit >= 1 && p.limit <= PAGE ? p.limit : PAGE;
+        const entries = this.engine.scan(e.location, { ...e.bounds, after, limit, snapshot: e.snapshot });
+        return { entries, done: entries.length < limit };
       }
       case 'mig.export.changes': {
-        const e = this.exportOf(job);
+        const e = this.exportOf(task);
         const afterSeq = typeof p.afterSeq === 'number' ? p.afterSeq : 0;
         const changes = e.log.read(afterSeq, PAGE);
         e.log.release(afterSeq);
         return { changes, lastSeq: e.log.lastSeq };
       }
       case 'mig.export.fence': {
-        const e = this.exportOf(job);
+        const e = this.exportOf(task);
         this.kv.fence(e.ns, e.partition);
         // A driver that dies now must not leave the partition held: past the limit the source aborts the move itself
         // (one CAS that clears the entry; if the cutover won first, it changes nothing).
-        setTimeout(() => void this.abandon(job, e), FENCE_LIMIT_MS).unref();
+        setTimeout(() => void this.abandon(task, e), FENCE_LIMIT_MS).unref();
         await this.engine.settle(); // writes accepted before the fence are committed, so in the log
         return { lastSeq: e.log.lastSeq };
       }
       case 'mig.export.end':
-        return this.endExport(job);
+        return this.endExport(task);
       case 'mig.import':
-        return this.startImport(job, p);
+        return this.startImport(task, job, p);
       case 'mig.import.catchup': {
-        const i = this.importOf(job);
+        const i = this.importOf(task);
         const untilSeq = typeof p.untilSeq === 'number' ? p.untilSeq : Number.POSITIVE_INFINITY;
-        await this.pullChanges(job, i, untilSeq);
+        await this.pullChanges(i, untilSeq);
         return { lastSeq: i.lastSeq };
       }
       case 'mig.import.abort':
-        return this.abortImport(job, p);
+        return this.abortImport(task);
       case 'mig.import.finish':
-        this.finishImport(job);
+        this.finishImport(task);
         return { ok: true };
       default:
         throw new UnknownMethodError(`unknown method ${method}`);
@@ -113,22 +142,43 @@ export class MigrationService {
    * job when its driver died after the decision.
    */
   onTable(table: RoutingTable): void {
-    for (const [job, e] of this.exports) {
-      if (e.ns === table.name && table.migrationOf(e.partition)?.job !== job) void this.endExport(job);
+    for (const [task, e] of this.exports) {
+      if (e.ns === table.name && table.migrationOf(e.partition)?.job !== e.job) void this.endExport(task);
     }
-    for (const [job, i] of this.imports) {
-      if (i.ns !== table.name || table.migrationOf(i.partition)?.job === job) continue;
-      if (table.ownerOf(i.partition) === this.nodeId) this.finishImport(job);
-      else void this.abortImport(job, {});
+    for (const [task, i] of this.imports) {
+      if (i.ns !== table.name || table.migrationOf(i.partition)?.job === i.job) continue;
+      if (table.ownerOf(i.partition) === this.nodeId) this.finishImport(task);
+      else void this.abortImport(task);
     }
   }
 
-  private async abandon(job: string, e: Export): Promise<void> {
-    if (this.exports.get(job) !== e) return;
+  /** Copy progress of every partition of a job this node imports; also sets the job's copy rate. */
+  private progress(job: string, p: Params): { copiedKeys: number; copiedBytes: number } {
+    const rate = typeof p.bytesPerSec === 'number' ? p.bytesPerSec : undefined;
+    let copiedKeys = 0;
+    let copiedBytes = 0;
+    for (const i of this.imports.values()) {
+      if (i.job !== job) continue;
+      setRate(i, rate);
+      copiedKeys += i.copiedKeys;
+      copiedBytes += i.copiedKeys * i.bytesPerKey;
+    }
+    return { copiedKeys, copiedBytes: Math.round(copiedBytes) };
+  }
+
+  /** The driver's job record lives on its lease: gone means the driver died, and the move is rolled back. */
+  private async checkDriver(task: string, e: Export): Promise<void> {
+    if (this.exports.get(task) !== e) return;
+    const record = await this.coordinator.get(migrationJobKey(e.job)).catch(() => null); // null: cannot tell, ask again later
+    if (record === undefined) await this.abandon(task, e);
+  }
+
+  private async abandon(task: string, e: Export): Promise<void> {
+    if (this.exports.get(task) !== e) return;
     await this.catalog
-      .update(e.ns, (t) => (t.migrationOf(e.partition)?.job === job ? t.withMigration(e.partition, undefined) : undefined))
+      .update(e.ns, (t) => (t.migrationOf(e.partition)?.job === e.job ? t.withMigration(e.partition, undefined) : undefined))
       .catch(() => undefined);
-    await this.endExport(job);
+    await this.endExport(task);
   }
 
   /** Partitions this node is receiving (so its cleanup leaves them alone). */
@@ -137,8 +187,11 @@ export class MigrationService {
     return false;
   }
 
-  private async table(p: Params): Promise<{ table: RoutingTable; partition: number }> {
+  /** The namespace's table, as cached when it already shows this job's move (the usual case), else fresh. */
+  private async table(p: Params, job: string): Promise<{ table: RoutingTable; partition: number }> {
     if (typeof p.ns !== 'string' || typeof p.partition !== 'number') throw new InvalidArgumentError('ns and partition are required');
+    const cached = this.catalog.find(p.ns);
+    if (cached?.migrationOf(p.partition)?.job === job) return { table: cached, partition: p.partition };
     const table = await this.catalog.refresh(p.ns);
     if (!table) throw new InvalidArgumentError(`no namespace ${p.ns}`);
     return { table, partition: p.partition };
@@ -157,92 +210,161 @@ export class MigrationService {
     }
   }
 
-  private async beginExport(job: string, p: Params): Promise<unknown> {
-    if (this.exports.has(job)) return { ok: true };
-    const { table, partition } = await this.table(p);
+  private async beginExport(task: string, job: string, p: Params): Promise<unknown> {
+    if (this.exports.has(task)) return { ok: true };
+    const { table, partition } = await this.table(p, job);
     this.checkJob(table, partition, job);
     if (table.ownerOf(partition) !== this.nodeId) throw new UnavailableError(`${this.nodeId} does not own ${table.name}/${partition}`);
     const { location, bounds } = this.place(table, partition);
     const log = new MemoryChangeLog();
     const capture = await this.engine.beginCapture(location, log);
-    this.exports.set(job, { ns: table.name, partition, location, bounds, log, snapshot: capture.snapshot, stop: capture.stop });
-    return { ok: true };
+    const size = this.engine.countersFor(location);
+    const e: Export = { job, ns: table.name, partition, location, bounds, log, snapshot: capture.snapshot, stop: capture.stop, watchdog: undefined! };
+    e.watchdog = setInterval(() => void this.checkDriver(task, e), DRIVER_CHECK_MS);
+    e.watchdog.unref();
+    this.exports.set(task, e);
+    return { ok: true, keys: size.keys, bytes: size.bytes };
   }
 
-  private async endExport(job: string): Promise<unknown> {
-    const e = this.exports.get(job);
+  private async endExport(task: string): Promise<unknown> {
+    const e = this.exports.get(task);
     if (!e) return { ended: false };
-    this.exports.delete(job);
+    this.exports.delete(task);
+    clearInterval(e.watchdog);
     e.stop();
-    // Learn the outcome before answering held requests: a moved partition answers them MOVED.
-    const table = await this.catalog.refresh(e.ns);
+    // Learn the outcome before answering held requests: a moved partition answers them MOVED. The cached table
+    // will do if it no longer shows this move (it is then newer than the decision); otherwise ask.
+    const cached = this.catalog.find(e.ns);
+    const table = cached && cached.migrationOf(e.partition)?.job !== e.job ? cached : await this.catalog.refresh(e.ns);
     this.kv.unfence(e.ns, e.partition);
     const moved = table !== undefined && table.ownerOf(e.partition) !== this.nodeId;
     if (moved) void this.engine.dropPartition(e.location, e.bounds);
     return { ended: true, moved };
   }
 
-  private exportOf(job: string): Export {
-    const e = this.exports.get(job);
-    if (!e) throw new UnavailableError(`no export for job ${job} here (the source restarted?)`);
+  /** One connection per source node, shared by the imports from it (a batch imports many partitions). */
+  private sourcePeer(address: string, host: string, port: number): Peer {
+    let shared = this.peers.get(address);
+    if (!shared) {
+      shared = { peer: new Peer({ host, port, secret: this.secret, name: `${this.nodeId}:import`, callTimeoutMs: 30_000 }), users: 0 };
+      this.peers.set(address, shared);
+    }
+    shared.users++;
+    return shared.peer;
+  }
+
+  private releasePeer(peer: Peer): void {
+    for (const [address, shared] of this.peers) {
+      if (shared.peer !== peer) continue;
+      if (--shared.users === 0) {
+        this.peers.delete(address);
+        peer.close();
+      }
+      return;
+    }
+  }
+
+  private exportOf(task: string): Export {
+    const e = this.exports.get(task);
+    if (!e) throw new UnavailableError(`no export for ${task} here (the source restarted?)`);
     return e;
   }
 
-  private importOf(job: string): Import {
-    const i = this.imports.get(job);
-    if (!i) throw new UnavailableError(`no import for job ${job} here (the target restarted?)`);
+  private importOf(task: string): Import {
+    const i = this.imports.get(task);
+    if (!i) throw new UnavailableError(`no import for ${task} here (the target restarted?)`);
     return i;
   }
 
-  private async startImport(job: string, p: Params): Promise<unknown> {
-    const { table, partition } = await this.table(p);
+  private async startImport(task: string, job: string, p: Params): Promise<unknown> {
+    const { table, partition } = await this.table(p, job);
     this.checkJob(table, partition, job);
     if (typeof p.source !== 'string') throw new InvalidArgumentError('source (host:port) is required');
     const [host, port] = splitAddress(p.source);
     const { location, bounds } = this.place(table, partition);
-    const peer = new Peer({ host, port, secret: this.secret, name: `${this.nodeId}:import`, callTimeoutMs: 30_000 });
-    const i: Import = { ns: table.name, partition, location, bounds, peer, lastSeq: 0 };
-    this.imports.set(job, i);
+    const peer = this.sourcePeer(p.source, host, port);
+    const bytesPerKey = typeof p.bytesPerKey === 'number' && p.bytesPerKey >= 0 ? p.bytesPerKey : 0;
+    const i: Import = { job, ns: table.name, partition, location, bounds, peer, lastSeq: 0, copiedKeys: 0, bytesPerKey, bucket: undefined, rate: undefined };
+    setRate(i, typeof p.bytesPerSec === 'number' ? p.bytesPerSec : undefined);
+    this.imports.set(task, i);
     // Whatever an earlier attempt left here is not to be trusted: start from nothing.
     await this.engine.dropPartition(location, bounds);
     let after: string | undefined;
     let copied = 0;
     for (;;) {
-      const page = await peer.call<{ entries: StoredEntry[]; done: boolean }>('mig.export.page', { job, after });
+      const limit = pageKeys(i);
+      const page = await peer.call<{ entries: StoredEntry[]; done: boolean }>('mig.export.page', { job, partition, after, limit });
       await this.engine.importEntries(location, page.entries);
       copied += page.entries.length;
+      i.copiedKeys = copied;
+      await throttle(i, page.entries.length);
       if (page.done || page.entries.length === 0) break;
       after = page.entries[page.entries.length - 1]!.key;
     }
-    await this.pullChanges(job, i, Number.POSITIVE_INFINITY);
+    await this.pullChanges(i, Number.POSITIVE_INFINITY);
     return { copied, lastSeq: i.lastSeq };
   }
 
-  private async pullChanges(job: string, i: Import, untilSeq: number): Promise<void> {
+  private async pullChanges(i: Import, untilSeq: number): Promise<void> {
     for (;;) {
-      const r = await i.peer.call<{ changes: Change[]; lastSeq: number }>('mig.export.changes', { job, afterSeq: i.lastSeq });
+      const r = await i.peer.call<{ changes: Change[]; lastSeq: number }>('mig.export.changes', {
+        job: i.job,
+        partition: i.partition,
+        afterSeq: i.lastSeq,
+      });
       await this.engine.importEntries(i.location, r.changes);
       if (r.changes.length > 0) i.lastSeq = r.changes[r.changes.length - 1]!.seq;
       if (r.changes.length === 0 || i.lastSeq >= untilSeq) return;
     }
   }
 
-  private async abortImport(job: string, p: Params): Promise<unknown> {
-    const i = this.imports.get(job);
-    this.imports.delete(job);
-    i?.peer.close();
+  private async abortImport(task: string): Promise<unknown> {
+    const i = this.imports.get(task);
+    this.imports.delete(task);
+    if (i) this.releasePeer(i.peer);
     if (i) {
       const table = await this.catalog.refresh(i.ns);
       if (table?.ownerOf(i.partition) !== this.nodeId) await this.engine.dropPartition(i.location, i.bounds);
     }
-    void p;
     return { aborted: i !== undefined };
   }
 
   /** The import finished (this node now owns the partition): forget it. */
-  finishImport(job: string): void {
-    const i = this.imports.get(job);
-    this.imports.delete(job);
-    i?.peer.close();
+  finishImport(task: string): void {
+    const i = this.imports.get(task);
+    this.imports.delete(task);
+    if (i) this.releasePeer(i.peer);
+  }
+}
+
+/** Sets an import's copy rate; undefined or not a positive number: unlimited. */
+function setRate(i: Import, bytesPerSec: number | undefined): void {
+  if (bytesPerSec === undefined || !Number.isFinite(bytesPerSec) || bytesPerSec <= 0 || i.bytesPerKey === 0) {
+    i.bucket = undefined;
+    i.rate = undefined;
+    return;
+  }
+  // Pages of about a tenth of a second at this rate, and a bucket of two pages: the limit holds over short spans too.
+  i.rate = bytesPerSec;
+  const burst = pageKeys(i) * i.bytesPerKey * 2;
+  if (!i.bucket || i.bucket.burst !== burst) i.bucket = new TokenBucket(bytesPerSec, burst);
+  else i.bucket.setRate(bytesPerSec, performance.now());
+}
+
+/** Entries per page: all of PAGE when unlimited, else about 100 ms worth at the import's rate. */
+function pageKeys(i: Import): number {
+  if (i.rate === undefined || i.bytesPerKey === 0) return PAGE;
+  return Math.max(1, Math.min(PAGE, Math.floor(i.rate / 10 / i.bytesPerKey)));
+}
+
+/** Waits until the bucket allows the bytes of `keys` copied entries. */
+async function throttle(i: Import, keys: number): Promise<void> {
+  const amount = keys * i.bytesPerKey;
+  for (;;) {
+    const bucket = i.bucket;
+    if (!bucket || amount === 0) return;
+    const wait = bucket.take(performance.now(), Math.min(amount, bucket.burst));
+    if (wait === 0) return;
+    await new Promise((r) => setTimeout(r, Math.min(wait, 250))); // re-check: the rate may change meanwhile
   }
 }

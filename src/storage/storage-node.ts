@@ -15,9 +15,11 @@ import { createLogger, type Logger } from '../util/logger.js';
 import { RpcServer } from '../wire/index.js';
 import { StorageEngine, type Durability } from './engine.js';
 import { KvService } from './kv-service.js';
-import { RangeSplitter } from './range-splitter.js';
+import { RangeMaintainer, RangeTraffic } from './range-maintainer.js';
 import { SnapshotRegistry } from './snapshots.js';
 import { MigrationService } from './migration-service.js';
+import { LatencyWindow } from '../util/latency-window.js';
+import { recoverAtStart } from './startup-recovery.js';
 
 export interface StorageNodeOptions {
   id: string;
@@ -49,6 +51,8 @@ export interface StorageStats {
   keys: number;
   bytes: number;
   namespaces: Record<string, { partitions: number; keys: number; bytes: number }>;
+  /** Latency of kv requests over the last whole second (`node.stats` only). */
+  latency?: { p99Ms: number; p50Ms: number; count: number };
 }
 
 export class StorageNode {
@@ -59,7 +63,7 @@ export class StorageNode {
     private readonly catalog: Catalog,
     private readonly server: RpcServer,
     private readonly registration: NodeRegistration,
-    private readonly splitter: RangeSplitter,
+    private readonly maintainer: RangeMaintainer,
     private readonly snapshots: SnapshotRegistry,
     private readonly log: Logger,
   ) {}
@@ -78,22 +82,41 @@ export class StorageNode {
     const engine = StorageEngine.open(options.dataDir, { durability: options.durability });
     const catalog = await Catalog.open(options.coordinator);
     const snapshots = new SnapshotRegistry(engine);
-    const kv = new KvService(options.id, engine, catalog, snapshots);
-    const migrations = new MigrationService(options.id, engine, catalog, kv, options.secret);
+    const traffic = new RangeTraffic();
+    const kv = new KvService(options.id, engine, catalog, snapshots, traffic);
+    await recoverAtStart(options.id, engine, catalog, log);
+    const migrations = new MigrationService(options.id, engine, catalog, kv, options.secret, options.coordinator);
     catalog.onChange((table) => table && migrations.onTable(table));
-    const splitter = new RangeSplitter(options.id, engine, catalog, log);
-    for (const name of catalog.names()) splitter.recount(catalog.table(name));
-    catalog.onChange((table) => table && splitter.recount(table));
+    // Registered after the migration service's listener: a range that moved here is finished there (no longer
+    // "receiving") before the maintainer sees it as its own.
+    const maintainer = new RangeMaintainer(options.id, engine, catalog, log, {
+      traffic,
+      receiving: (ns, partition) => migrations.receiving(ns, partition),
+    });
+    for (const name of catalog.names()) maintainer.onTable(catalog.table(name));
+    catalog.onChange((table, name) => maintainer.onTable(table, name));
 
+    const latency = new LatencyWindow();
+    let sizes: () => Record<string, [number, number, number][]> = () => ({});
     let stats: () => StorageStats = () => ({ id: options.id, partitions: 0, keys: 0, bytes: 0, namespaces: {} });
     const server = new RpcServer({
       secret: options.secret,
       logger: log,
       handler: (method, params, connection) => {
-        if (method.startsWith('kv.')) return kv.handle(method, params, connection);
+        if (method.startsWith('kv.')) {
+          // Foreground latency, which a migration driver follows to slow down when clients suffer.
+          const t0 = performance.now();
+          const done = () => latency.record(performance.now() - t0);
+          const out = kv.handle(method, params, connection);
+          if (out instanceof Promise) return out.finally(done);
+          done();
+          return out;
+        }
         if (method.startsWith('mig.')) return migrations.handle(method, params, connection);
+        if (method.startsWith('range.')) return maintainer.handle(method, params);
         if (method === 'node.ping') return { id: options.id, role: 'storage' };
         if (method === 'node.stats') return stats();
+        if (method === 'node.partitions') return sizes();
         throw new UnknownMethodError(`unknown method ${method}`);
       },
     });
@@ -104,9 +127,10 @@ export class StorageNode {
       { id: options.id, role: 'storage', address, capacity: options.capacity ?? 1, pid: process.pid },
       { ttlMs: options.leaseTtlMs ?? 1000 },
     );
-    const node = new StorageNode(options.id, address, engine, catalog, server, registration, splitter, snapshots, log);
-    stats = () => node.stats();
-    splitter.start();
+    const node = new StorageNode(options.id, address, engine, catalog, server, registration, maintainer, snapshots, log);
+    stats = () => ({ ...node.stats(), latency: latency.snapshot() });
+    sizes = () => node.partitionSizes();
+    maintainer.start();
     log.info('storage node ready', { address, dataDir: options.dataDir });
     return node;
   }
@@ -134,9 +158,23 @@ export class StorageNode {
     return out;
   }
 
+  /** Keys and bytes of every partition this node owns, by namespace: `[partition, keys, bytes][]` (to plan moves). */
+  partitionSizes(): Record<string, [number, number, number][]> {
+    const out: Record<string, [number, number, number][]> = {};
+    for (const name of this.catalog.names()) {
+      const table = this.catalog.find(name);
+      if (!table) continue;
+      out[name] = table.partitionsOf(this.id).map((p) => {
+        const c = this.engine.countersFor(table.scheme === 'hash' ? { namespace: name, partition: p, slot: p } : { namespace: name, partition: p });
+        return [p, c.keys, c.bytes];
+      });
+    }
+    return out;
+  }
+
   /** Leaves the cluster cleanly: announce, stop serving, close files. */
   async stop(): Promise<void> {
-    this.splitter.stop();
+    this.maintainer.stop();
     await this.registration.leave().catch((err: unknown) => this.log.warn('leave failed', { error: String(err) }));
     await this.server.close();
     this.snapshots.close();

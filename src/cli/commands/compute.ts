@@ -1,5 +1,6 @@
 /** `shardflow call` and `shardflow scale`: use and size the compute tier. */
 import type { Command } from 'commander';
+import { addMoveOptions, moveOutput, type MoveFlags } from './rebalance.js';
 import { DEFAULT_CLUSTER_DIR } from '../../config/cluster-dir.js';
 import { InvalidArgumentError } from '../../errors/index.js';
 import { parseCount, parseValue } from '../options.js';
@@ -49,24 +50,24 @@ export function registerComputeCommands(program: Command): void {
       },
     );
 
-  program
-    .command('scale')
-    .description('set the number of compute or storage nodes of the local cluster (scale-in drains first; storage moves data online)')
-    .argument('<target>', 'compute=N or storage=N')
-    .option('--dir <dir>', 'cluster directory', DEFAULT_CLUSTER_DIR)
-    .option('--concurrency <n>', 'storage: partitions moved at once', parseCount('--concurrency', 1, 64), 4)
-    .action(async (target: string, opts: { dir: string; concurrency: number }) => {
-      const { tier, count } = parseScaleTarget(target);
-      if (tier === 'storage') {
-        const { scaleLocalStorage } = await import('../../cluster/rebalance-local.js');
-        await scaleLocalStorage(opts.dir, count, { concurrency: opts.concurrency });
-        process.stdout.write(`storage nodes: ${count}\n`);
-        return;
-      }
-      const { scaleLocalCompute } = await import('../../cluster/local-cluster.js');
-      const { started, stopped } = await scaleLocalCompute(opts.dir, count);
-      if (started.length) process.stdout.write(`started ${started.join(', ')}\n`);
-      if (stopped.length) process.stdout.write(`drained and stopped ${stopped.join(', ')}\n`);
-      process.stdout.write(`compute nodes: ${count}\n`);
-    });
+  addMoveOptions(
+    program
+      .command('scale')
+      .description('set the number of compute or storage nodes of the local cluster (scale-in drains first; storage moves data online)')
+      .argument('<target>', 'compute=N or storage=N')
+      .option('--dir <dir>', 'cluster directory', DEFAULT_CLUSTER_DIR),
+  ).action(async (target: string, opts: MoveFlags & { dir: string }) => {
+    const { tier, count } = parseScaleTarget(target);
+    if (tier === 'storage') {
+      const { scaleLocalStorage } = await import('../../cluster/rebalance-local.js');
+      await scaleLocalStorage(opts.dir, count, moveOutput(opts));
+      if (!opts.dryRun && !opts.json) process.stdout.write(`storage nodes: ${count}\n`);
+      return;
+    }
+    const { scaleLocalCompute } = await import('../../cluster/local-cluster.js');
+    const { started, stopped } = await scaleLocalCompute(opts.dir, count);
+    if (started.length) process.stdout.write(`started ${started.join(', ')}\n`);
+    if (stopped.length) process.stdout.write(`drained and stopped ${stopped.join(', ')}\n`);
+    process.stdout.write(`compute nodes: ${count}\n`);
+  });
 }
