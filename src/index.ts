@@ -36,6 +36,20 @@ export {
   type LocalCluster,
 } from './cluster/local-cluster.js';
 export { clusterStatus, type ClusterStatus, type NodeStatus, type NamespaceStatus } from './cluster/status.js';
+export { AutoscaleLoop, type AutoscaleLoopOptions } from './cluster/autoscale-loop.js';
+export { parseAutoscaleConfig, createProvisioner, type AutoscaleConfig, type ProvisionerConfig } from './cluster/autoscale-config.js';
+export { TIER_METRICS } from './cluster/autoscale-metrics.js';
+export { readAutoscalerStates, type AutoscaleDecision, type AutoscalerTierState } from './cluster/autoscale-state.js';
+export {
+  LocalProvisioner,
+  TIERS,
+  type LocalProvisionerOptions,
+  type Provisioner,
+  type ScaleOutcome,
+  type Tier,
+} from './cluster/provisioner.js';
+export { CommandProvisioner, type CommandProvisionerOptions } from './cluster/provisioner-command.js';
+export { Autoscaler, validatePolicy, type Decision, type ScalePolicy } from './autoscale/index.js';
 export {
   createCoordinator,
   registerNode,

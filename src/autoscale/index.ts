@@ -33,3 +33,4 @@ export {
   type LatencySample,
   type RateControllerOptions,
 } from './rate-controller.js';
+export { formatBytes, formatDuration, formatValue } from './format.js';

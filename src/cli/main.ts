@@ -10,6 +10,7 @@ import { registerNodeCommands } from './commands/node.js';
 import { registerDemoCommand } from './commands/demo.js';
 import { registerComputeCommands } from './commands/compute.js';
 import { registerRebalanceCommand } from './commands/rebalance.js';
+import { registerAutoscaleCommand } from './commands/autoscale.js';
 
 export function buildProgram(): Command {
   const program = new Command('shardflow')
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   registerNodeCommands(program);
   registerComputeCommands(program);
   registerRebalanceCommand(program);
+  registerAutoscaleCommand(program);
   registerDemoCommand(program);
   return program;
 }

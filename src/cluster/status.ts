@@ -6,6 +6,8 @@ import { ClusterDir, compareIds } from '../config/cluster-dir.js';
 import { connect } from '../client/index.js';
 import { Peer } from '../wire/index.js';
 import { splitAddress } from '../client/index.js';
+import { formatAutoscaler, readAutoscalerStates, type AutoscalerTierState } from './autoscale-state.js';
+import { formatMigrations, readMigrationsStatus, type MigrationsStatus } from './status-migrations.js';
 
 export interface NodeStatus {
   id: string;
@@ -37,6 +39,10 @@ export interface ClusterStatus {
   coordinator: string;
   nodes: NodeStatus[];
   namespaces: NamespaceStatus[];
+  /** The autoscaler's last decision and recent actions per tier (empty if it never ran). */
+  autoscaler: AutoscalerTierState[];
+  /** Moves in flight (and stuck ones, with why) and the running rebalance, if any. */
+  migrations: MigrationsStatus;
 }
 
 /** Reads membership and the catalog, and asks each storage node for its numbers. */
@@ -77,7 +83,9 @@ export async function clusterStatus(dirPath?: string): Promise<ClusterStatus> {
     });
     const c = cluster.coordinator;
     const coordinator = c.kind === 'embedded' ? `embedded ${c.host}:${c.port}` : `etcd ${c.endpoints.join(',')}`;
-    return { dir: dir.root, coordinator, nodes, namespaces };
+    const autoscaler = await readAutoscalerStates(client.coordinator).catch(() => []);
+    const migrations = await readMigrationsStatus(client.coordinator, client.catalog, client.members);
+    return { dir: dir.root, coordinator, nodes, namespaces, autoscaler, migrations };
   } finally {
     await client.close();
   }
@@ -129,6 +137,9 @@ export function formatStatus(status: ClusterStatus): string {
     out.push('', 'namespaces:');
     for (const ns of status.namespaces) out.push(`  ${ns.name}  ${ns.scheme}  ${ns.partitions} partitions  epoch ${ns.epoch}`);
   }
+  if (status.autoscaler?.length) out.push('', ...formatAutoscaler(status.autoscaler));
+  const moving = formatMigrations(status.migrations);
+  if (moving.length) out.push('', ...moving);
   return out.join('\n');
 }
 

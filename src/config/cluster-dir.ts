@@ -3,7 +3,9 @@
  * finds a running cluster from it.
  *
  *   cluster.json           { version, coordinator: { kind: 'embedded', host, port } | { kind: 'etcd', endpoints, prefix },
- *                            services?: path of the module compute nodes host }
+ *                            services?: path of the module compute nodes host,
+ *                            autoscale?: { intervalMs?, storage?: policy, compute?: policy,
+ *                                          provisioner?: { kind: 'local' } | { kind: 'command', command, ... } } }
  *   secret                 the cluster secret, mode 0600
  *   coordinator/           the embedded coordinator's state file, log and pid
  *   nodes/<id>/node.json   { id, role, pid, address, capacity, startedAt } for every node started from here
@@ -25,6 +27,23 @@ export interface ClusterFile {
   createdAt: string;
   /** The services module (absolute path) local compute nodes host, if any. */
   services?: string;
+  /**
+   * How `shardflow autoscale` scales the cluster: a scale policy per tier (autoscale/policy-config.ts), the sampling
+   * interval, and the provisioner. Kept as written; checked, with errors naming the field, by
+   * `parseAutoscaleConfig` (cluster/autoscale-config.ts) when the autoscaler starts.
+   *
+   * @example
+   * ```json
+   * "autoscale": {
+   *   "intervalMs": 5000,
+   *   "storage": { "metric": "bytes", "target": 1073741824, "highWatermark": 1.2, "lowWatermark": 0.5,
+   *                "minNodes": 3, "maxNodes": 12, "scaleOutCooldownMs": 300000, "scaleInCooldownMs": 3600000,
+   *                "stabilizationMs": 60000 },
+   *   "provisioner": { "kind": "command", "command": ["./my-scaler.sh", "{tier}", "{count}", "{nodes}"] }
+   * }
+   * ```
+   */
+  autoscale?: Record<string, unknown>;
 }
 
 export type NodeRole = 'storage' | 'compute';

@@ -42,7 +42,7 @@ afterAll(async () => {
 
 describe('shardflow CLI: usage', () => {
   it('prints help for every command', async () => {
-    const commands = [[], ['up'], ['down'], ['status'], ['node'], ['demo'], ['call'], ['scale'], ['rebalance'], ['kv'], ['kv', 'get'], ['kv', 'put'], ['kv', 'del'], ['kv', 'scan'], ['kv', 'import'], ['kv', 'export'], ['kv', 'create-ns']];
+    const commands = [[], ['up'], ['down'], ['status'], ['node'], ['demo'], ['call'], ['scale'], ['rebalance'], ['autoscale'], ['kv'], ['kv', 'get'], ['kv', 'put'], ['kv', 'del'], ['kv', 'scan'], ['kv', 'import'], ['kv', 'export'], ['kv', 'create-ns']];
     const results = await Promise.all(commands.map((c) => run([...c, '--help'])));
     results.forEach((r, i) => {
       expect(r.code, commands[i]!.join(' ')).toBe(0);
@@ -62,7 +62,10 @@ describe('shardflow CLI: usage', () => {
       [['kv', 'create-ns', 'x', '--scheme', 'btree', '--dir', dir], /--scheme must be hash or range/],
       [['frobnicate'], /unknown command/],
       [['scale', 'compute=many', '--dir', dir], /expected compute=N or storage=N/],
-      [['scale', 'storage=0', '--dir', dir], /a cluster needs a storage node/],
+      [['scale', 'storage=0', '--dir', dir], /every partition needs a node \(replicas: 1\), so at least 1/],
+      [['rebalance', '--max-rate', 'fast', '--dir', dir], /--max-rate must be a size such as 512kb/],
+      [['rebalance', '--concurrency', '0', '--dir', dir], /--concurrency must be a whole number from 1 to 64/],
+      [['scale', 'storage=2', '--max-p99-ratio', '-1', '--dir', dir], /--max-p99-ratio must be a number > 0/],
       [['call', 'echo', '--strategy', 'fastest', '--dir', dir], /--strategy must be one of/],
       [['node', '--role', 'storage', '--id', 'x', '--services', 'x.ts', '--dir', dir], /--services is for compute nodes/],
     ];
