@@ -50,8 +50,12 @@ async function withDriver<T>(dirPath: string, work: (s: Session) => Promise<T>):
       const sizes = async (moves: PlannedMove[]): Promise<SizedMove[]> => {
         const byNode = new Map<string, Record<string, [number, number, number][]>>();
         for (const id of new Set(moves.map((m) => m.from).filter((f): f is string => f !== undefined))) {
-          const peer = await pool.get(id, Date.now() + 3000);
-          byNode.set(id, await peer.call<Record<string, [number, number, number][]>>('node.partitions', null, { timeoutMs: 10_000 }).catch(() => ({})));
+          // Sizes only inform the plan: a node that cannot say counts as empty (preflight refuses a real run).
+          const sizes = await pool
+            .get(id, Date.now() + 3000)
+            .then((peer) => peer.call<Record<string, [number, number, number][]>>('node.partitions', null, { timeoutMs: 10_000 }))
+            .catch(() => ({}));
+          byNode.set(id, sizes);
         }
         return moves.map((m) => {
           const row = m.from ? byNode.get(m.from)?.[m.namespace]?.find((r) => r[0] === m.partition) : undefined;
@@ -71,6 +75,7 @@ async function withDriver<T>(dirPath: string, work: (s: Session) => Promise<T>):
 async function execute(s: Session, planned: PlannedMove[], out: RebalanceOutput): Promise<RebalanceReport> {
   const say = out.write ?? ((line: string) => process.stdout.write(line + '\n'));
   const concurrency = out.concurrency ?? 4;
+  if (!out.dryRun) await s.driver.preflight(planned);
   const moves = await s.sizes(planned);
   const report: RebalanceReport = {
     moves,
@@ -82,7 +87,6 @@ async function execute(s: Session, planned: PlannedMove[], out: RebalanceOutput)
     if (out.json) say(JSON.stringify(report, null, 2));
     return report;
   }
-  await s.driver.preflight(moves);
   const progress = out.json ? undefined : new RebalanceProgress(moves, say, out.write === undefined && process.stdout.isTTY === true);
   const started = Date.now();
   try {

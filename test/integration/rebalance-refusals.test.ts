@@ -1,0 +1,114 @@
+/**
+ * What `rebalance` and `scale storage=N` refuse, each with a clear reason and nothing changed: a second rebalance
+ * while one runs, a node that does not answer; and what `status` says about a move whose driver is gone.
+ */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestCluster, type TestCluster } from '../harness/cluster.js';
+import { startLocalCluster } from '../../src/cluster/local-cluster.js';
+import { BIN_PATH } from '../../src/cluster/spawn.js';
+import { ClusterDir } from '../../src/config/cluster-dir.js';
+import { clusterStatus, formatStatus } from '../../src/cluster/status.js';
+import { PeerPool, type ShardflowClient } from '../../src/client/index.js';
+import { MigrationDriver } from '../../src/migration/index.js';
+
+const exec = promisify(execFile);
+let cluster: TestCluster;
+let client: ShardflowClient;
+
+beforeAll(async () => {
+  cluster = await startTestCluster({ storage: 3 });
+  client = await cluster.client();
+  await client.createNamespace('small', { scheme: 'hash', slotCount: 16 });
+  const joined = cluster.nextMemberEvent((e) => e.type === 'join' && e.member.id === 's4');
+  await startLocalCluster({ dir: cluster.dir, storage: 4, compute: 0 }); // s4 holds nothing yet: a rebalance has work
+  await joined;
+});
+afterAll(async () => {
+  await cluster?.stop();
+});
+
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const r = await exec(process.execPath, [BIN_PATH, ...args], { env: { ...process.env, SHARDFLOW_LOG: 'warn' } });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+/** Epochs and move entries of every namespace: what a refused command must leave as it was. */
+async function routingState(): Promise<string> {
+  const out: Record<string, unknown> = {};
+  for (const name of client.catalog.names()) {
+    const t = await client.catalog.refresh(name);
+    out[name] = { epoch: t!.epoch, migrations: t!.record.migrations ?? {} };
+  }
+  return JSON.stringify(out);
+}
+
+async function openDriver(): Promise<{ driver: MigrationDriver; pool: PeerPool }> {
+  const pool = new PeerPool(client.members, await new ClusterDir(cluster.dir).readSecret(), 'refusals');
+  const driver = await MigrationDriver.open({ coordinator: client.coordinator, catalog: client.catalog, members: client.members, pool });
+  return { driver, pool };
+}
+
+describe('rebalance refusals', () => {
+  it('refuses a rebalance or a storage scale while another rebalance runs, and changes nothing', async () => {
+    const before = await routingState();
+    const { driver, pool } = await openDriver();
+    try {
+      const r = await cli(['rebalance', '--dir', cluster.dir]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/error \[BUSY\]: another rebalance is running \(rebalance@.+, since .+\)/);
+      const s = await cli(['scale', 'storage=5', '--dir', cluster.dir]);
+      expect(s.code).toBe(1);
+      expect(s.stderr).toMatch(/another rebalance is running/);
+      const status = await clusterStatus(cluster.dir);
+      expect(status.migrations.rebalance?.driver).toMatch(/^rebalance@/);
+      expect(formatStatus(status)).toMatch(/rebalance running: rebalance@/);
+    } finally {
+      await driver.close();
+      pool.close();
+    }
+    expect(await routingState()).toBe(before);
+    expect(client.members.ready('storage').map((m) => m.id).sort()).toEqual(['s1', 's2', 's3', 's4']); // no s5 started
+  });
+
+  it('refuses to start when a node the plan needs does not answer, and changes nothing', async () => {
+    const before = await routingState();
+    const pid = await cluster.pid('s1');
+    process.kill(pid, 'SIGSTOP'); // s1 holds partitions that would move, and cannot answer now
+    try {
+      const r = await cli(['rebalance', '--dir', cluster.dir]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/error \[UNAVAILABLE\]: storage node s1 (at 127\.0\.0\.1:\d+ does not answer|is not registered as ready)/);
+      expect(await routingState()).toBe(before);
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    // Its lease may have lapsed while it was frozen: start it afresh so later tests see it ready.
+    await cluster.kill9('s1').catch(() => undefined);
+    await cluster.restart('s1');
+  });
+
+  it('status shows a move whose driver is gone as stuck, with why; the next rebalance rolls it back', async () => {
+    const table = client.catalog.table('small');
+    const partition = table.partitionsOf('s2')[0]!;
+    // A move entry with no job record: what a driver leaves if it dies before any source began exporting.
+    await client.catalog.update('small', (t) => t.withMigration(partition, { to: 's4', job: 'ghost', startedAt: new Date().toISOString() }));
+    const status = await clusterStatus(cluster.dir);
+    const stuck = status.migrations.migrations.find((m) => m.job === 'ghost');
+    expect(stuck).toMatchObject({ state: 'stuck', namespace: 'small', partitions: [partition], from: 's2', to: 's4' });
+    expect(stuck!.why).toMatch(/its driver is gone/);
+    expect(formatStatus(status)).toMatch(/STUCK {2}small\/\d+ {2}s2 -> s4[\s\S]*why: its driver is gone/);
+
+    const r = await cli(['rebalance', '--dir', cluster.dir]);
+    expect(r.code, r.stderr).toBe(0);
+    const after = await client.catalog.refresh('small');
+    expect(after!.record.migrations ?? {}).toEqual({});
+    expect(after!.partitionsOf('s4')).toHaveLength(4); // and the rebalance itself then ran
+  });
+});
