@@ -36,6 +36,24 @@ export {
   type LocalCluster,
 } from './cluster/local-cluster.js';
 export { clusterStatus, type ClusterStatus, type NodeStatus, type NamespaceStatus } from './cluster/status.js';
+export { rebalanceLocal, scaleLocalStorage, type RebalanceOutput, type RebalanceReport } from './cluster/rebalance-local.js';
+export { type MigrationsStatus, type MigrationStatus } from './cluster/status-migrations.js';
+export {
+  MigrationDriver,
+  movePartition,
+  moveBatch,
+  planRebalance,
+  planMerges,
+  runMerges,
+  readJobs,
+  type DriverDeps,
+  type DriverOptions,
+  type JobRecord,
+  type MoveBatch,
+  type MoveResult,
+  type PlannedMove,
+  type RunOptions,
+} from './migration/index.js';
 export { AutoscaleLoop, type AutoscaleLoopOptions } from './cluster/autoscale-loop.js';
 export { parseAutoscaleConfig, createProvisioner, type AutoscaleConfig, type ProvisionerConfig } from './cluster/autoscale-config.js';
 export { TIER_METRICS } from './cluster/autoscale-metrics.js';

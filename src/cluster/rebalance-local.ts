@@ -7,7 +7,7 @@
 import { rm } from 'node:fs/promises';
 import { ClusterDir, compareIds, type LocalNodeFile } from '../config/cluster-dir.js';
 import { connect, PeerPool } from '../client/index.js';
-import { MigrationDriver, type MoveResult, type PlannedMove } from '../migration/index.js';
+import { MigrationDriver, planMerges, runMerges, type MoveResult, type PlannedMove } from '../migration/index.js';
 import { InvalidArgumentError, UnavailableError } from '../errors/index.js';
 import { isAlive, terminate } from './spawn.js';
 import { startLocalCluster, MAX_LOCAL_NODES } from './local-cluster.js';
@@ -33,6 +33,8 @@ export interface RebalanceReport {
   estimatedSeconds: number;
   results?: MoveResult[];
   ms?: number;
+  /** Pairs of small ranges put on one node and merged (rebalance only). */
+  merges?: { namespace: string; left: number; right: number; merged: boolean; reason?: string }[];
 }
 
 interface Session {
@@ -121,7 +123,22 @@ async function execute(s: Session, planned: PlannedMove[], out: RebalanceOutput)
  * ```
  */
 export async function rebalanceLocal(dirPath: string, out: RebalanceOutput = {}): Promise<RebalanceReport> {
-  return withDriver(dirPath, async (s) => execute(s, s.driver.plan(), out));
+  return withDriver(dirPath, async (s) => {
+    const report = await execute(s, s.driver.plan(), out);
+    // Small neighbouring ranges on different nodes: put each pair on one node (an ordinary move), then merge.
+    const merges = await planMerges(s.driver.context).catch(() => []);
+    if (merges.length === 0) return report;
+    const say = out.write ?? ((line: string) => process.stdout.write(line + '\n'));
+    if (!out.json) {
+      say(`merge: ${merges.length} pair${merges.length === 1 ? '' : 's'} of small neighbouring ranges on different nodes`);
+      for (const m of merges) say(`  ${m.namespace}: ranges ${m.left}+${m.right}, move ${m.partition} ${m.from} -> ${m.to}`);
+    }
+    if (out.dryRun) return report;
+    const results = await runMerges(s.driver.context, merges, { concurrency: out.concurrency });
+    report.merges = results.map((r) => ({ namespace: r.namespace, left: r.left, right: r.right, merged: r.merged, reason: r.reason }));
+    if (!out.json) say(`merged ${results.filter((r) => r.merged).length} of ${results.length}`);
+    return report;
+  });
 }
 
 /**
