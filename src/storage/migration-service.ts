@@ -324,7 +324,15 @@ export class MigrationService {
     if (i) this.releasePeer(i.peer);
     if (i) {
       const table = await this.catalog.refresh(i.ns);
-      if (table?.ownerOf(i.partition) !== this.nodeId) await this.engine.dropPartition(i.location, i.bounds);
+      // Drop the copy only if no part of its keys is ours now. For a range this asks about the ranges covering its
+      // bounds today, not its id: a range merged away since would leave the id unowned while its keys are ours.
+      const ours =
+        table === undefined
+          ? false
+          : table.scheme === 'hash'
+            ? table.ownerOf(i.partition) === this.nodeId
+            : table.rangesFor(i.bounds.start ?? '', i.bounds.end ?? null).some((r) => r.owner === this.nodeId);
+      if (!ours) await this.engine.dropPartition(i.location, i.bounds);
     }
     return { aborted: i !== undefined };
   }

@@ -56,6 +56,27 @@ async function openDriver(): Promise<{ driver: MigrationDriver; pool: PeerPool }
 }
 
 describe('rebalance refusals', () => {
+  it('--dry-run shows the plan with sizes and an estimate, as text or JSON, and changes nothing', async () => {
+    await client.batch('small', Array.from({ length: 200 }, (_, i) => ({ op: 'put' as const, key: `d${i}`, value: 'v'.repeat(100) })));
+    const before = await routingState();
+    const text = await cli(['rebalance', '--dry-run', '--dir', cluster.dir]);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(/^plan: \d+ partitions to move, [\d.]+ KiB, about [\d.]+ (ms|s)$/m);
+    expect(text.stdout).toMatch(/^ {2}small: s[123] -> s4 {2}\d+ partitions?, \d+ keys, [\d.]+ (B|KiB)$/m);
+    const json = await cli(['rebalance', '--dry-run', '--json', '--dir', cluster.dir]);
+    const plan = JSON.parse(json.stdout) as { moves: { namespace: string; partition: number; to: string; keys: number; bytes: number }[]; totalBytes: number; estimatedSeconds: number };
+    const small = plan.moves.filter((m) => m.namespace === 'small');
+    expect(small).toHaveLength(4); // a quarter of 16 slots to the empty s4
+    expect(small.every((m) => m.to === 's4')).toBe(true);
+    expect(small.reduce((a, m) => a + m.keys, 0)).toBeGreaterThan(0);
+    expect(plan.totalBytes).toBe(plan.moves.reduce((a, m) => a + m.bytes, 0));
+    expect(plan.estimatedSeconds).toBeGreaterThan(0);
+    const scale = await cli(['scale', 'storage=6', '--dry-run', '--dir', cluster.dir]);
+    expect(scale.stdout).toMatch(/-> \(new 2\)/); // planned over the nodes there would be
+    expect(await routingState()).toBe(before);
+    expect(client.members.ready('storage')).toHaveLength(4); // nothing started
+  });
+
   it('refuses a rebalance or a storage scale while another rebalance runs, and changes nothing', async () => {
     const before = await routingState();
     const { driver, pool } = await openDriver();
