@@ -109,8 +109,14 @@ async function execute(s: Session, planned: PlannedMove[], out: RebalanceOutput)
   const p50 = fences[Math.floor(fences.length / 2)] ?? 0;
   const max = fences[fences.length - 1] ?? 0;
   const keys = results.reduce((a, r) => a + r.copied, 0);
+  const partitions = results.reduce((a, r) => a + r.partitions.length, 0);
   if (out.json) say(JSON.stringify(report, null, 2));
-  else say(`moved ${results.length} partitions (${keys} keys) in ${report.ms} ms; requests held per partition: median ${p50} ms, max ${max} ms`);
+  else {
+    say(
+      `moved ${partitions} partitions (${keys} keys) in ${results.length} jobs, ${report.ms} ms; ` +
+        `requests held per job: median ${p50} ms, max ${max} ms`,
+    );
+  }
   return report;
 }
 

@@ -29,6 +29,9 @@ export class Catalog {
   private watch: Watch | undefined;
   private closed = false;
 
+  /** Reads in flight per namespace, and the one queued behind it (see {@link refresh}). */
+  private readonly refreshing = new Map<string, { current: Promise<RoutingTable | undefined>; next?: Promise<RoutingTable | undefined> }>();
+
   private constructor(private readonly coordinator: Coordinator) {}
 
   /** Loads every namespace and follows changes. */
@@ -98,9 +101,25 @@ export class Catalog {
 
   /** Reads the table from the coordinator now (after a MOVED, when the watch may lag). */
   async refresh(name: string): Promise<RoutingTable | undefined> {
-    const e = await this.coordinator.get(NAMESPACES_PREFIX + name);
-    if (e) this.accept(name, e.value, e.revision);
-    return this.find(name);
+    // Callers that ask while a read is in flight share the next one (not the current: it may predate their need).
+    const queued = this.refreshing.get(name);
+    if (queued?.next) return queued.next;
+    if (queued) {
+      queued.next = queued.current.then(() => this.refresh(name));
+      return queued.next;
+    }
+    const current = this.coordinator
+      .get(NAMESPACES_PREFIX + name)
+      .then((e) => {
+        if (e) this.accept(name, e.value, e.revision);
+        return this.find(name);
+      })
+      .finally(() => {
+        // The queued read, if any, registers itself when it starts.
+        if (this.refreshing.get(name)?.current === current) this.refreshing.delete(name);
+      });
+    this.refreshing.set(name, { current });
+    return current;
   }
 
   /**

@@ -13,6 +13,7 @@ import type { MemberView, PeerPool } from '../client/index.js';
 import { InvalidArgumentError, UnavailableError } from '../errors/index.js';
 import { createLogger } from '../util/logger.js';
 import type { JobLedger, JobRecord } from './jobs.js';
+import { updateTable } from './table-updates.js';
 
 export interface MoveContext {
   catalog: Catalog;
@@ -241,21 +242,6 @@ async function withProgress<T>(ctx: MoveContext, sink: Caller, record: JobRecord
     wake(); // a finished copy does not wait out the pause
     await poller;
   }
-}
-
-const tableQueues = new Map<string, Promise<unknown>>();
-
-/**
- * Routing-record updates of this process, one namespace at a time: concurrent jobs would otherwise race each other's
- * compare-and-sets and retry (each retry a coordinator round trip and write), while their partitions are held.
- */
-function updateTable(ctx: MoveContext, namespace: string, change: (t: RoutingTable) => RoutingTable | undefined): Promise<RoutingTable> {
-  const before = tableQueues.get(namespace) ?? Promise.resolve();
-  const run = before.catch(() => undefined).then(() => ctx.catalog.update(namespace, change));
-  const tail = run.catch(() => undefined);
-  tableQueues.set(namespace, tail);
-  void tail.then(() => tableQueues.get(namespace) === tail && tableQueues.delete(namespace));
-  return run;
 }
 
 async function abort(ctx: MoveContext, batch: MoveBatch, job: string, source: Caller | undefined, sink: Caller | undefined): Promise<void> {
