@@ -1,0 +1,99 @@
+/**
+ * What a source and a sink are to the processing engine. Every connector (files, generator, HTTP ingest, Redis
+ * Streams, NATS, storage namespace, webhook, stdout) implements one of these and passes one conformance suite
+ * (test/processing/connector-conformance.ts).
+ *
+ * Sources are read in **splits** (a file, a byte range of a file, a stream partition) so that several workers can
+ * read one source, and every split has a **position** (plain JSON) that a checkpoint stores: reopening a split at a
+ * stored position resumes right after the last record the checkpoint covered, so records are neither lost nor
+ * counted twice in state. A record a source cannot decode is not an error that stops the job: it is yielded as a
+ * {@link BadRecord} and goes to the dead-letter output with its reason.
+ *
+ * @example
+ * ```ts
+ * const source: Source<string> = textLines('logs/*.txt');
+ * for (const split of await source.splits(2)) {
+ *   const reader = await source.open(split);
+ *   for (let batch = await reader.read(100); ; batch = await reader.read(100)) {
+ *     for (const r of batch.records) console.log(r.value);
+ *     if (batch.done) break;
+ *   }
+ *   await reader.close();
+ * }
+ * ```
+ */
+
+/** A JSON value: what positions, splits and dead letters are made of, so they can be stored in a checkpoint. */
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/** One part of a source that one reader reads, in order. `id` is stable across runs (a checkpoint names it). */
+export interface SourceSplit {
+  id: string;
+  /** Whatever the source needs to open the split again (a path, a byte range, a stream name). */
+  spec: Json;
+}
+
+/** A record read from a source. */
+export interface SourceRecord<T> {
+  value: T;
+  /** Event time (ms since the epoch), when the source knows it; else the pipeline's timestamp function decides. */
+  eventTime?: number;
+  /** Approximate size in bytes (for `bytes` triggers and rate reporting). */
+  bytes: number;
+}
+
+/** A record the source could not decode: it goes to the dead-letter output, the job goes on. */
+export interface BadRecord {
+  /** The raw input, truncated to a bounded size. */
+  raw: string;
+  reason: string;
+  /** Where it was (file and line, stream id). */
+  where?: string;
+}
+
+export interface ReadBatch<T> {
+  records: SourceRecord<T>[];
+  bad: BadRecord[];
+  /** The position after the last record (or bad record) of this batch. */
+  position: Json;
+  /** True when a bounded split has no more records. Unbounded splits never set it. */
+  done: boolean;
+}
+
+export interface SourceReader<T> {
+  /**
+   * Up to `max` records. Resolves with an empty, not-done batch after waiting at most `waitMs` when an unbounded
+   * source has nothing yet, so the caller can fire time-based triggers and checkpoints.
+   */
+  read(max: number, waitMs?: number): Promise<ReadBatch<T>>;
+  close(): Promise<void>;
+}
+
+export interface Source<T> {
+  /** For logs, status and metrics, e.g. `files(logs/*.txt)`. */
+  readonly name: string;
+  /** Bounded sources end (files, a finite generator); unbounded ones do not (HTTP ingest, streams). */
+  readonly bounded: boolean;
+  /** Splits for `parallelism` readers (a source may return more or fewer). Same input, same splits. */
+  splits(parallelism: number): Promise<SourceSplit[]>;
+  /** Opens a split, at the start or right after `from` (a position a previous ReadBatch returned). */
+  open(split: SourceSplit, from?: Json): Promise<SourceReader<T>>;
+}
+
+export interface SinkWriter<T> {
+  /** Writes records; resolves once they are accepted by the sink (durably, where the sink can say so). */
+  write(records: T[]): Promise<void>;
+  /** Resolves when everything written so far is durable at the sink (called before a checkpoint commits). */
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface Sink<T> {
+  readonly name: string;
+  /**
+   * Opens a writer for one worker. Sinks are at-least-once: after a failure, records since the last checkpoint are
+   * written again. A sink that can write idempotently (a keyed store, a file it rewrites) says so.
+   */
+  open(context: { job: string; worker: string }): Promise<SinkWriter<T>>;
+  readonly idempotent: boolean;
+}
