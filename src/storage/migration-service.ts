@@ -69,6 +69,7 @@ export class MigrationService {
   private readonly exports = new Map<string, Export>();
   private readonly imports = new Map<string, Import>();
   private readonly peers = new Map<string, { peer: Peer; users: number }>();
+  private readonly driverChecks = new Map<string, { at: number; alive: Promise<boolean> }>();
 
   constructor(
     private readonly nodeId: string,
@@ -169,8 +170,17 @@ export class MigrationService {
   /** The driver's job record lives on its lease: gone means the driver died, and the move is rolled back. */
   private async checkDriver(task: string, e: Export): Promise<void> {
     if (this.exports.get(task) !== e) return;
-    const record = await this.coordinator.get(migrationJobKey(e.job)).catch(() => null); // null: cannot tell, ask again later
-    if (record === undefined) await this.abandon(task, e);
+    // A batch has many exports under one job: one read per job per round serves them all.
+    let check = this.driverChecks.get(e.job);
+    if (!check || Date.now() - check.at > DRIVER_CHECK_MS / 2) {
+      const alive = this.coordinator
+        .get(migrationJobKey(e.job))
+        .then((r) => r !== undefined)
+        .catch(() => true); // cannot tell: ask again next round
+      this.driverChecks.set(e.job, (check = { at: Date.now(), alive }));
+      void alive.then(() => setTimeout(() => this.driverChecks.get(e.job) === check && this.driverChecks.delete(e.job), DRIVER_CHECK_MS).unref());
+    }
+    if (!(await check.alive)) await this.abandon(task, e);
   }
 
   private async abandon(task: string, e: Export): Promise<void> {
