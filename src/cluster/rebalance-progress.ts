@@ -115,7 +115,8 @@ export class RebalanceProgress {
     const secs = Math.max(0.001, (Date.now() - this.started) / 1000);
     const speed = bytes / secs;
     const left = Math.max(0, this.totalBytes - bytes);
-    const eta = speed > 0 ? formatDuration(left / speed) : '?';
+    // Too early a rate says little (the first jobs are still starting): no ETA for the first two seconds.
+    const eta = speed > 0 && secs >= 2 ? formatDuration(left / speed) : '?';
     const pct = this.totalBytes > 0 ? Math.min(100, Math.floor((bytes / this.totalBytes) * 100)) : Math.floor((this.doneMoves / Math.max(1, this.moves.length)) * 100);
     const detail = `${formatBytes(bytes)}/${formatBytes(this.totalBytes)}  ${(speed / 1024 / 1024).toFixed(1)} MB/s  ETA ${eta}  ${this.doneMoves}/${this.moves.length} partitions${this.rateNote}`;
     if (this.overall) {
