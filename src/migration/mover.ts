@@ -151,17 +151,17 @@ export async function moveBatch(ctx: MoveContext, batch: MoveBatch, options: Mov
     sink = await ctx.pool.get(to, deadline);
     const src = sourcePeer;
     const dst = sink;
-    const sizes = await Promise.all(
-      partitions.map((partition) => src.call<{ keys?: number; bytes?: number }>('mig.export.begin', { job, ns: namespace, partition }, opts)),
-    );
-    record.totalKeys = sizes.reduce((a, s) => a + (s.keys ?? 0), 0);
-    record.totalBytes = sizes.reduce((a, s) => a + (s.bytes ?? 0), 0);
+    // One partition at a time: begin its export (a read snapshot on the source) just before copying it, so a job
+    // holds one snapshot open, not one per partition (open snapshots keep LMDB from reusing freed pages).
     record.step = 'copying';
     await ctx.ledger.write(record);
     const copied = await withProgress(ctx, dst, record, options, async () => {
       let n = 0;
-      for (const [k, partition] of partitions.entries()) {
-        const bytesPerKey = sizes[k]!.keys ? (sizes[k]!.bytes ?? 0) / sizes[k]!.keys! : 0;
+      for (const partition of partitions) {
+        const size = await src.call<{ keys?: number; bytes?: number }>('mig.export.begin', { job, ns: namespace, partition }, opts);
+        record.totalKeys += size.keys ?? 0;
+        record.totalBytes += size.bytes ?? 0;
+        const bytesPerKey = size.keys ? (size.bytes ?? 0) / size.keys : 0;
         const r = await dst.call<{ copied: number }>(
           'mig.import',
           { job, ns: namespace, partition, source: source.address, bytesPerKey, bytesPerSec: options.bytesPerSec?.() },

@@ -41,8 +41,8 @@ export interface RunOptions {
   onRate?: (bytesPerSec: number | undefined, reason: string) => void;
 }
 
-/** With no limit given, backing off starts from this rate: more than one node's disk and network carry here. */
-const UNLIMITED_BYTES_PER_SEC = 1024 * 1024 * 1024;
+/** With no limit given, backing off starts from this rate (more than this 2-core VM moves; bench:rebalance). */
+const UNLIMITED_BYTES_PER_SEC = 64 * 1024 * 1024;
 const log = createLogger('migration');
 
 /**

@@ -266,6 +266,17 @@ export class StorageEngine {
     await this.group.idle();
   }
 
+  /** Deletes up to `limit` keys of a partition (within `bounds` for a range), in one transaction. Returns how many. */
+  async dropKeys(location: Location, bounds: { start?: string; end?: string | null }, limit: number): Promise<number> {
+    const keys = this.keys(location, bounds, limit);
+    if (keys.length === 0) return 0;
+    await this.group.submit({
+      type: 'all',
+      writes: keys.map((key): Write => ({ type: 'delete', location, key: storedKey(location, key) })),
+    });
+    return keys.length;
+  }
+
   /** Deletes every key of a partition (within `bounds` for a range), a chunk per transaction. Returns how many. */
   async dropPartition(location: Location, bounds: { start?: string; end?: string | null } = {}): Promise<number> {
     let dropped = 0;

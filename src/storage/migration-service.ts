@@ -26,11 +26,15 @@ import { Peer, splitAddress, type Connection } from '../wire/index.js';
 import type { Coordinator } from '../coordination/coordinator.js';
 import { migrationJobKey } from '../coordination/index.js';
 import { TokenBucket } from '../autoscale/index.js';
+import { createLogger } from '../util/logger.js';
+import { DeferredDrops } from './deferred-drops.js';
 import { MemoryChangeLog, type Change } from './change-log.js';
 import type { Location, ReadSnapshot, StorageEngine, StoredEntry } from './engine.js';
 import type { KvService } from './kv-service.js';
 
 const PAGE = 1000;
+/** Most value bytes per copied page. */
+const PAGE_BYTES = 256 * 1024;
 /** Longest a partition's requests are held waiting for a cutover before the source aborts the move. */
 const FENCE_LIMIT_MS = 10_000;
 /** How often a source checks that the driver of a move it exports is alive. */
@@ -78,7 +82,53 @@ export class MigrationService {
     private readonly kv: KvService,
     private readonly secret: Uint8Array,
     private readonly coordinator: Coordinator,
-  ) {}
+  ) {
+    this.drops = new DeferredDrops(
+      engine,
+      (d) => this.foreign(d.location.namespace, d.location.partition, d.bounds),
+      () => this.exports.size > 0,
+      createLogger(`storage:${nodeId}`),
+    );
+  }
+
+  private readonly drops: DeferredDrops;
+  private sweeper: NodeJS.Timeout | undefined;
+
+  /**
+   * Starts the sweep for moves of this node's partitions that have no export here (a job whose driver died before
+   * this partition's turn came): once the job's record is gone, they are rolled back like the others.
+   */
+  start(intervalMs = 2000): void {
+    this.sweeper = setInterval(() => void this.sweep(), intervalMs);
+    this.sweeper.unref();
+  }
+
+  close(): void {
+    if (this.sweeper) clearInterval(this.sweeper);
+  }
+
+  private async sweep(): Promise<void> {
+    for (const name of this.catalog.names()) {
+      const table = this.catalog.find(name);
+      for (const [key, entry] of Object.entries(table?.record.migrations ?? {})) {
+        const partition = Number(key);
+        if (table!.ownerOf(partition) !== this.nodeId || this.exports.has(`${entry.job}#${partition}`)) continue;
+        if (await this.driverAlive(entry.job)) continue;
+        await this.catalog
+          .update(name, (t) => (t.migrationOf(partition)?.job === entry.job ? t.withMigration(partition, undefined) : undefined))
+          .catch(() => undefined);
+      }
+    }
+  }
+
+  /** Whether none of these keys is ours now, nor on its way here. */
+  private foreign(ns: string, partition: number, bounds: { start?: string; end?: string | null }): boolean {
+    const table = this.catalog.find(ns);
+    if (!table) return true;
+    if (table.scheme === 'hash') return table.ownerOf(partition) !== this.nodeId && !this.receiving(ns, partition);
+    const covering = table.rangesFor(bounds.start ?? '', bounds.end ?? null);
+    return covering.every((r) => r.owner !== this.nodeId && !this.receiving(ns, r.id));
+  }
 
   async handle(method: string, raw: unknown, _connection?: Connection): Promise<unknown> {
     if (typeof raw !== 'object' || raw === null) throw new InvalidArgumentError('parameters must be an object');
@@ -99,7 +149,10 @@ export class MigrationService {
         const after = typeof p.after === 'string' ? p.after : undefined;
         const limit = typeof p.limit === 'number' && Number.isInteger(p.limit) && p.limit >= 1 && p.limit <= PAGE ? p.limit : PAGE;
         const entries = this.engine.scan(e.location, { ...e.bounds, after, limit, snapshot: e.snapshot });
-        return { entries, done: entries.length < limit };
+        const done = entries.length < limit;
+        // The copy is taken: let the snapshot go now (the change log goes on), so LMDB can reuse pages again.
+        if (done) e.snapshot.release();
+        return { entries, done };
       }
       case 'mig.export.changes': {
         const e = this.exportOf(task);
@@ -170,17 +223,23 @@ export class MigrationService {
   /** The driver's job record lives on its lease: gone means the driver died, and the move is rolled back. */
   private async checkDriver(task: string, e: Export): Promise<void> {
     if (this.exports.get(task) !== e) return;
-    // A batch has many exports under one job: one read per job per round serves them all.
-    let check = this.driverChecks.get(e.job);
+    if (!(await this.driverAlive(e.job))) await this.abandon(task, e);
+  }
+
+  /** Whether a job's record (on its driver's lease) exists. A batch has many exports under one job: one read per job per round serves them all. */
+  private driverAlive(job: string): Promise<boolean> {
+    let check = this.driverChecks.get(job);
     if (!check || Date.now() - check.at > DRIVER_CHECK_MS / 2) {
       const alive = this.coordinator
-        .get(migrationJobKey(e.job))
+        .get(migrationJobKey(job))
         .then((r) => r !== undefined)
         .catch(() => true); // cannot tell: ask again next round
-      this.driverChecks.set(e.job, (check = { at: Date.now(), alive }));
-      void alive.then(() => setTimeout(() => this.driverChecks.get(e.job) === check && this.driverChecks.delete(e.job), DRIVER_CHECK_MS).unref());
+      const entry = { at: Date.now(), alive };
+      check = entry;
+      this.driverChecks.set(job, entry);
+      void alive.then(() => setTimeout(() => this.driverChecks.get(job) === entry && this.driverChecks.delete(job), DRIVER_CHECK_MS).unref());
     }
-    if (!(await check.alive)) await this.abandon(task, e);
+    return check.alive;
   }
 
   private async abandon(task: string, e: Export): Promise<void> {
@@ -248,7 +307,8 @@ export class MigrationService {
     const table = cached && cached.migrationOf(e.partition)?.job !== e.job ? cached : await this.catalog.refresh(e.ns);
     this.kv.unfence(e.ns, e.partition);
     const moved = table !== undefined && table.ownerOf(e.partition) !== this.nodeId;
-    if (moved) void this.engine.dropPartition(e.location, e.bounds);
+    if (moved) this.drops.add({ location: e.location, bounds: e.bounds });
+    this.drops.kick();
     return { ended: true, moved };
   }
 
@@ -369,10 +429,15 @@ function setRate(i: Import, bytesPerSec: number | undefined): void {
   else i.bucket.setRate(bytesPerSec, performance.now());
 }
 
-/** Entries per page: all of PAGE when unlimited, else about 100 ms worth at the import's rate. */
+/**
+ * Entries per page: at most PAGE_BYTES of values (a page is read, encoded, decoded and written in one go on each
+ * node's event loop, so big pages stall foreground requests), and about 100 ms worth at the import's rate.
+ */
 function pageKeys(i: Import): number {
-  if (i.rate === undefined || i.bytesPerKey === 0) return PAGE;
-  return Math.max(1, Math.min(PAGE, Math.floor(i.rate / 10 / i.bytesPerKey)));
+  if (i.bytesPerKey === 0) return PAGE;
+  const bySize = Math.floor(PAGE_BYTES / i.bytesPerKey);
+  const byRate = i.rate === undefined ? PAGE : Math.floor(i.rate / 10 / i.bytesPerKey);
+  return Math.max(1, Math.min(PAGE, bySize, byRate));
 }
 
 /** Waits until the bucket allows the bytes of `keys` copied entries. */

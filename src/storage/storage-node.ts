@@ -66,6 +66,7 @@ export class StorageNode {
     private readonly maintainer: RangeMaintainer,
     private readonly snapshots: SnapshotRegistry,
     private readonly log: Logger,
+    private readonly migrations: MigrationService,
   ) {}
 
   /**
@@ -127,10 +128,11 @@ export class StorageNode {
       { id: options.id, role: 'storage', address, capacity: options.capacity ?? 1, pid: process.pid },
       { ttlMs: options.leaseTtlMs ?? 1000 },
     );
-    const node = new StorageNode(options.id, address, engine, catalog, server, registration, maintainer, snapshots, log);
+    const node = new StorageNode(options.id, address, engine, catalog, server, registration, maintainer, snapshots, log, migrations);
     stats = () => ({ ...node.stats(), latency: latency.snapshot() });
     sizes = () => node.partitionSizes();
     maintainer.start();
+    migrations.start();
     log.info('storage node ready', { address, dataDir: options.dataDir });
     return node;
   }
@@ -175,6 +177,7 @@ export class StorageNode {
   /** Leaves the cluster cleanly: announce, stop serving, close files. */
   async stop(): Promise<void> {
     this.maintainer.stop();
+    this.migrations.close();
     await this.registration.leave().catch((err: unknown) => this.log.warn('leave failed', { error: String(err) }));
     await this.server.close();
     this.snapshots.close();
