@@ -103,3 +103,5 @@ export {
 } from './partitioning/index.js';
 export { createStrategy, pickByKey, InstanceHealth, STRATEGY_NAMES, type StrategyName, type Strategy } from './dispatch/index.js';
 export { RpcServer, connect as connectWire, Peer, type Connection } from './wire/index.js';
+// Processing (issue 5): pipeline API, local runner, state backends, files/generator/stdout connectors.
+export * from './processing/index.js';

@@ -59,6 +59,11 @@ export class ServiceError extends make('SERVICE_FAILED', 'ServiceError', false) 
  * retry once it is done.
  */
 export class BusyError extends make('BUSY', 'BusyError', true) {}
+/**
+ * The object was closed by its owner (a sink writer, a source reader) and takes no more work. Not retryable on the
+ * same object: open a new one.
+ */
+export class ClosedError extends make('CLOSED', 'ClosedError', false) {}
 /** A bug or an unexpected failure on the remote side; its message is kept. */
 export class InternalError extends make('INTERNAL', 'InternalError', false) {}
 
@@ -86,5 +91,6 @@ export const errorClassesByCode: ReadonlyMap<string, new (message: string, optio
       ServiceError,
       BusyError,
       InternalError,
+      ClosedError,
     ].map((cls) => [cls.code, cls]),
   );

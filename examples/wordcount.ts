@@ -1,0 +1,34 @@
+/**
+ * Word count: reads text files matching `--input GLOB`, splits lines into words on anything that is not a Unicode
+ * letter or digit, lower-cases them, and writes `{"word": "...", "count": N}` lines (in word order) to `--out FILE`.
+ *
+ * ```sh
+ * node --import tsx examples/wordcount.ts --input 'books/*.txt' --out counts.ndjson
+ * node --import tsx examples/wordcount.ts --input 'books/*.txt' --out counts.ndjson --mode batch --trigger count=10k
+ * ```
+ *
+ * It is a job module: the default export is what `shardflow run examples/wordcount.ts -- --input ... --out ...` loads.
+ */
+import { ConfigError, count, defineJob, global, ndjsonFile, pipeline, runIfMain, textLines } from '../src/index.js';
+
+/** The words of a line, lower-cased. */
+export function words(line: string): string[] {
+  return line.toLowerCase().split(/[^\p{L}\p{N}]+/u).filter((w) => w !== '');
+}
+
+const job = defineJob((args) => {
+  if (typeof args.input !== 'string' || typeof args.out !== 'string')
+    throw new ConfigError('wordcount needs --input GLOB and --out FILE');
+  return pipeline('wordcount')
+    .from(textLines(args.input))
+    .flatMap(words)
+    .keyBy((word) => word)
+    .window(global())
+    .aggregate(count())
+    .map((r) => ({ word: r.key, count: r.value }))
+    .to(ndjsonFile(args.out));
+});
+
+export default job;
+
+await runIfMain(import.meta.url, job);

@@ -1,0 +1,52 @@
+/**
+ * The processing layer: the pipeline API, its logical plan, the local runner (stream and batch modes, triggers,
+ * checkpoints), state backends, and the connectors this layer owns. See docs/ARCHITECTURE.md, "The path of a record".
+ *
+ * @example
+ * ```ts
+ * import { pipeline, textLines, ndjsonFile, global, count } from './processing/index.js';
+ * await pipeline('wc')
+ *   .from(textLines('books/*.txt'))
+ *   .flatMap((line) => line.toLowerCase().split(/[^\p{L}\p{N}]+/u).filter(Boolean))
+ *   .keyBy((w) => w)
+ *   .window(global())
+ *   .aggregate(count())
+ *   .map((r) => ({ word: r.key, count: r.value }))
+ *   .to(ndjsonFile('counts.ndjson'))
+ *   .run({ mode: 'batch', trigger: 'count=10k' });
+ * ```
+ *
+ * @module
+ */
+export { pipeline, Stream, KeyedStream, WindowedStream, Pipeline, count, sum } from './pipeline.js';
+export { tumbling, sliding, session, global, assignWindows, type Window, type WindowSpec, type WindowOptions, type TimeDomain } from './windows.js';
+export type {
+  LogicalPlan,
+  Stage,
+  StatelessStage,
+  KeyedStage,
+  ChainOp,
+  Key,
+  Aggregator,
+  WindowResult,
+  LateRecord,
+  DeadLetter,
+  KeyedContext,
+  ProcessHandler,
+  FiredTimer,
+  ValueState,
+  MapState,
+  Timers,
+} from './plan.js';
+export { startJob, runJob, type JobRunOptions, type JobHandle, type JobResult, type Mode } from './runner.js';
+export { parseTrigger, BatchTrigger, type TriggerSpec, type TriggerInput } from './triggers.js';
+export { parseDuration, parseBytes, parseCount, type Duration } from './units.js';
+export { MemoryStateBackend, type StateBackend, type JobState, type Checkpoint, type StateEntry } from './state.js';
+export { JobMetrics, type MetricsSnapshot, type StageMetrics, type LatencySummary } from './metrics.js';
+export { deadLetterLog } from './outputs.js';
+export { defineJob, loadJob, parseJobArgs, runJobModule, runIfMain, type JobArgs, type JobModule } from './job.js';
+export { files, textLines, ndjson, csv, ndjsonFile, parseCsvRow, type FilesOptions, type FileFormat } from './connectors/files.js';
+export { generator, rngFor, type GeneratorOptions, type Rng } from './connectors/generator.js';
+export { stdout } from './connectors/stdout.js';
+export { fromArray, collect } from './connectors/memory.js';
+export type * from './connectors/types.js';

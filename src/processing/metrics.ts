@@ -1,0 +1,110 @@
+/**
+ * A running job's metrics, kept as plain counters a live view reads at any time (`job.metrics.snapshot()`):
+ * records in and out per stage, source and sink totals, dead letters, late records, queue depths, checkpoints,
+ * batches, and end-to-end event latency — from the source read of a record to the sink's acceptance of the result it
+ * led to — in an HDR histogram (µs resolution, reported in ms).
+ */
+import hdr from 'hdr-histogram-js';
+
+export interface StageMetrics {
+  id: string;
+  kind: 'stateless' | 'keyed';
+  in: number;
+  out: number;
+}
+
+export interface LatencySummary {
+  count: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  meanMs: number;
+}
+
+export interface MetricsSnapshot {
+  job: string;
+  mode: 'stream' | 'batch';
+  state: 'running' | 'finished' | 'stopped' | 'killed' | 'failed';
+  startedAt: number;
+  elapsedMs: number;
+  source: { records: number; bytes: number; bad: number; splits: number; splitsDone: number; waiting: boolean };
+  stages: StageMetrics[];
+  sink: { records: number; writes: number };
+  deadLetters: number;
+  late: number;
+  /** Elements waiting in each queue (stream mode): before stage 0, …, before the sink. */
+  queues: number[];
+  batches: { count: number; lastTrigger: string | undefined; lastSize: number };
+  checkpoints: { count: number; lastEpoch: number | undefined; lastAt: number | undefined; lastDurationMs: number | undefined };
+  latency: LatencySummary;
+}
+
+/**
+ * Live counters of one job; the runner writes them, anyone may read a {@link snapshot}.
+ *
+ * @example
+ * ```ts
+ * const job = startJob(plan);
+ * setInterval(() => { const m = job.metrics.snapshot(); console.log(m.sink.records, m.latency.p99Ms); }, 1000);
+ * ```
+ */
+export class JobMetrics {
+  state: MetricsSnapshot['state'] = 'running';
+  readonly startedAt = Date.now();
+  readonly source = { records: 0, bytes: 0, bad: 0, splits: 0, splitsDone: 0, waiting: false };
+  readonly sink = { records: 0, writes: 0 };
+  deadLetters = 0;
+  late = 0;
+  readonly batches = { count: 0, lastTrigger: undefined as string | undefined, lastSize: 0 };
+  readonly checkpoints = {
+    count: 0,
+    lastEpoch: undefined as number | undefined,
+    lastAt: undefined as number | undefined,
+    lastDurationMs: undefined as number | undefined,
+  };
+  /** Read by {@link snapshot}: the runner sets it to report its queue depths. */
+  queueDepths: () => number[] = () => [];
+  private readonly histogram = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3 });
+
+  constructor(
+    readonly job: string,
+    readonly mode: 'stream' | 'batch',
+    readonly stages: StageMetrics[],
+  ) {}
+
+  /** Records one end-to-end latency, in ms (fractions kept to the µs). */
+  recordLatency(ms: number): void {
+    this.histogram.recordValue(Math.max(1, Math.round(ms * 1000)));
+  }
+
+  latency(): LatencySummary {
+    const h = this.histogram;
+    const ms = (us: number) => us / 1000;
+    return {
+      count: h.totalCount,
+      p50Ms: ms(h.getValueAtPercentile(50)),
+      p99Ms: ms(h.getValueAtPercentile(99)),
+      maxMs: ms(h.maxValue),
+      meanMs: ms(h.mean),
+    };
+  }
+
+  snapshot(): MetricsSnapshot {
+    return {
+      job: this.job,
+      mode: this.mode,
+      state: this.state,
+      startedAt: this.startedAt,
+      elapsedMs: Date.now() - this.startedAt,
+      source: { ...this.source },
+      stages: this.stages.map((s) => ({ ...s })),
+      sink: { ...this.sink },
+      deadLetters: this.deadLetters,
+      late: this.late,
+      queues: this.queueDepths(),
+      batches: { ...this.batches },
+      checkpoints: { ...this.checkpoints },
+      latency: this.latency(),
+    };
+  }
+}

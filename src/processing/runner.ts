@@ -1,0 +1,447 @@
+/**
+ * The local runner: runs a {@link LogicalPlan} in this process, in one of two modes.
+ *
+ * - **stream**: each record flows through as it arrives. Every step (the source, each stage, the sink) is its own
+ *   async loop, joined by bounded queues; a step that falls behind fills the queue before it, and the steps before it
+ *   wait — a slow sink slows the source (backpressure) instead of filling memory.
+ * - **batch**: records are collected into a group, processed stage by stage as a whole when a trigger fires
+ *   (interval, count, bytes — whichever first — or the end of input), and written to the sink in one write.
+ *
+ * Both see the same sequence of records and control elements (reads, watermarks, barriers do not depend on the
+ * mode), so a bounded input gives the same results in either; only when results appear differs.
+ *
+ * Checkpoints: every `checkpointInterval` a barrier goes in after the current read, carrying every split's position.
+ * Each keyed stage moves its state writes to the next epoch as the barrier passes; when the barrier reaches the sink,
+ * the sink and the side outputs are flushed and the state backend commits the epoch's state changes with the
+ * positions in one step. A restarted job (same name, same backend) reopens its splits at those positions with that
+ * state: exactly-once effect on state, at-least-once output.
+ */
+import { EventEmitter } from 'node:events';
+import { performance } from 'node:perf_hooks';
+import { InvalidArgumentError } from '../errors/index.js';
+import { createLogger } from '../util/logger.js';
+import type { Sink, SinkWriter } from './connectors/types.js';
+import type { BarrierEl, Element } from './elements.js';
+import { KeyedExec } from './keyed-stage.js';
+import { JobMetrics, type MetricsSnapshot, type StageMetrics } from './metrics.js';
+import { deadLetterLog, SideOutput, SideOutputs } from './outputs.js';
+import type { DeadLetter, LogicalPlan } from './plan.js';
+import { BoundedQueue } from './queue.js';
+import { SplitSet } from './splits.js';
+import { MemoryStateBackend, type Checkpoint, type JobState, type StateBackend } from './state.js';
+import { alignWatermarks, StatelessExec, type WatermarkState } from './stateless-stage.js';
+import { BatchTrigger, parseTrigger, type TriggerInput, type TriggerSpec } from './triggers.js';
+import { parseDuration, type Duration } from './units.js';
+
+export type Mode = 'stream' | 'batch';
+
+export interface JobRunOptions {
+  /** `stream` (default) or `batch`. */
+  mode?: Mode;
+  /** Batch mode: when a group is processed, e.g. `interval=5s,count=1000,bytes=1mb`. Default `interval=1s,count=1000`. */
+  trigger?: TriggerInput;
+  /** How often to checkpoint (`5s`, ms); `false` or 0: never. Default `10s`. */
+  checkpointInterval?: Duration | false;
+  /** Where keyed state and checkpoints go. Default: a fresh {@link MemoryStateBackend}. */
+  state?: StateBackend;
+  /** Stream mode: elements each queue between steps holds before the step feeding it waits. Default 256. */
+  queueCapacity?: number;
+  /** Records per source read. Default 256. */
+  readBatch?: number;
+  /** How often processing time advances (ticks through the pipeline). Default `100ms`. */
+  tickInterval?: Duration;
+  /** How long an unbounded source's read waits for records before giving control back. Default `50ms`. */
+  pollInterval?: Duration;
+  /** The processing-time clock. Default `Date.now`. */
+  clock?: () => number;
+  /** Splits to ask the source for. Default 1 (sources may return more, e.g. one per file). */
+  parallelism?: number;
+  /** Overrides the plan's dead-letter sink. */
+  deadLetters?: Sink<DeadLetter>;
+}
+
+export interface JobResult {
+  job: string;
+  state: 'finished' | 'stopped' | 'killed';
+  metrics: MetricsSnapshot;
+  /** The last checkpoint committed (by this run or an earlier one). */
+  checkpoint: Checkpoint | undefined;
+}
+
+/** A running job. Events: `checkpoint` (a {@link Checkpoint} committed), `batch` (`{ reason, records }`). */
+export interface JobHandle extends EventEmitter {
+  readonly name: string;
+  /** Live counters; `metrics.snapshot()` for a view. */
+  readonly metrics: JobMetrics;
+  /** Settles when the job ends: finished (input ended), stopped or killed; rejects if it failed. */
+  readonly done: Promise<JobResult>;
+  /** Stops reading, takes a final checkpoint, and ends. Resolves like `done`. */
+  stop(): Promise<JobResult>;
+  /** Ends at once, committing nothing more — what a crash leaves. Resolves like `done`. */
+  kill(): Promise<JobResult>;
+}
+
+/**
+ * Starts a job in this process and returns its handle.
+ *
+ * @example
+ * ```ts
+ * const job = startJob(plan, { mode: 'stream', checkpointInterval: '5s' });
+ * setInterval(() => console.log(job.metrics.snapshot().latency.p99Ms), 1000);
+ * await job.done;
+ * ```
+ */
+export function startJob(plan: LogicalPlan, options: JobRunOptions = {}): JobHandle {
+  return new LocalJob(plan, options);
+}
+
+/**
+ * Runs a job in this process until its input ends (bounded sources) and resolves with its result.
+ *
+ * @example
+ * ```ts
+ * const result = await runJob(plan, { mode: 'batch', trigger: 'count=500' });
+ * console.log(result.metrics.sink.records);
+ * ```
+ */
+export function runJob(plan: LogicalPlan, options: JobRunOptions = {}): Promise<JobResult> {
+  return startJob(plan, options).done;
+}
+
+class LocalJob extends EventEmitter implements JobHandle {
+  readonly name: string;
+  readonly metrics: JobMetrics;
+  readonly done: Promise<JobResult>;
+  private readonly mode: Mode;
+  private readonly trigger: TriggerSpec;
+  private readonly checkpointMs: number;
+  private readonly queueCapacity: number;
+  private readonly readBatch: number;
+  private readonly tickMs: number;
+  private readonly pollMs: number;
+  private readonly clock: () => number;
+  private stopping = false;
+  private killed = false;
+  private checkpointDue = false;
+  private barrierInFlight = false;
+  private tickDue = false;
+  private nextEpoch = 1;
+  private queues: Array<BoundedQueue<Element>> = [];
+  // Set up in run():
+  private store!: JobState;
+  private splits!: SplitSet<unknown>;
+  private writer!: SinkWriter<unknown>;
+  private outputs!: SideOutputs;
+  private execs: Array<StatelessExec | KeyedExec> = [];
+
+  constructor(
+    private readonly plan: LogicalPlan,
+    private readonly options: JobRunOptions,
+  ) {
+    super();
+    this.name = plan.name;
+    this.mode = options.mode ?? 'stream';
+    if (this.mode !== 'stream' && this.mode !== 'batch')
+      throw new InvalidArgumentError(`unknown mode "${String(this.mode)}": expected stream or batch`);
+    this.trigger = parseTrigger(options.trigger ?? 'interval=1s,count=1000');
+    this.checkpointMs = options.checkpointInterval === false ? 0 : parseDuration(options.checkpointInterval ?? '10s', 'checkpointInterval');
+    this.queueCapacity = positiveInt(options.queueCapacity ?? 256, 'queueCapacity');
+    this.readBatch = positiveInt(options.readBatch ?? 256, 'readBatch');
+    this.tickMs = parseDuration(options.tickInterval ?? '100ms', 'tickInterval');
+    this.pollMs = parseDuration(options.pollInterval ?? '50ms', 'pollInterval');
+    this.clock = options.clock ?? Date.now;
+    const stageMetrics: StageMetrics[] = plan.stages.map((s) => ({ id: s.id, kind: s.kind, in: 0, out: 0 }));
+    this.metrics = new JobMetrics(plan.name, this.mode, stageMetrics);
+    this.done = this.run();
+    this.done.catch(() => {}); // a caller that never looks at `done` must not crash the process
+  }
+
+  stop(): Promise<JobResult> {
+    this.stopping = true;
+    return this.done;
+  }
+
+  kill(): Promise<JobResult> {
+    this.killed = true;
+    for (const q of this.queues) q.close();
+    return this.done;
+  }
+
+  private async run(): Promise<JobResult> {
+    const timers: NodeJS.Timeout[] = [];
+    const backend = this.options.state ?? new MemoryStateBackend();
+    try {
+      this.store = await backend.open(this.name);
+      const restored = this.store.checkpoint;
+      this.nextEpoch = (restored?.epoch ?? 0) + 1;
+      this.splits = await SplitSet.open(this.plan.source, this.options.parallelism ?? 1, restored?.positions);
+      this.metrics.source.splits = this.splits.splits.length;
+      // Most often a glob that matched nothing: the job would finish at once with no output and no other sign.
+      if (this.splits.splits.length === 0) createLogger(`processing:${this.name}`).warn('the source has nothing to read', { source: this.plan.source.name });
+      await this.openOutputs();
+      for (const [i, stage] of this.plan.stages.entries()) {
+        const m = this.metrics.stages[i]!;
+        if (stage.kind === 'stateless') {
+          const ids = this.splits.splits.map((s) => s.id);
+          const wm = i === 0 ? alignWatermarks(restored?.watermarks as WatermarkState | undefined, ids) : undefined;
+          this.execs.push(new StatelessExec(stage, m, this.outputs, wm));
+        } else {
+          const exec = new KeyedExec(stage, this.store, m, this.outputs, this.clock, () => this.metrics.late++);
+          await exec.restore();
+          this.execs.push(exec);
+        }
+      }
+      if (this.checkpointMs > 0) timers.push(setInterval(() => (this.checkpointDue = true), this.checkpointMs));
+      if (this.plan.stages.some((s) => s.kind === 'keyed')) timers.push(setInterval(() => (this.tickDue = true), this.tickMs));
+      for (const t of timers) t.unref();
+      const restoredWm = (restored?.watermarks as WatermarkState | undefined)?.emitted;
+      const first: Element[] = restoredWm !== undefined && restoredWm > -Infinity ? [{ t: 'w', wm: restoredWm, readAt: performance.now() }] : [];
+      if (this.mode === 'stream') await this.runStream(first);
+      else await this.runBatch(first);
+      this.metrics.state = this.killed ? 'killed' : this.stopping ? 'stopped' : 'finished';
+      return { job: this.name, state: this.metrics.state as JobResult['state'], metrics: this.metrics.snapshot(), checkpoint: this.store.checkpoint };
+    } catch (err) {
+      this.metrics.state = 'failed';
+      for (const q of this.queues) q.close();
+      throw err;
+    } finally {
+      for (const t of timers) clearInterval(t);
+      await Promise.allSettled([this.splits?.close(), this.writer?.close(), this.outputs?.close(), this.store?.close()]);
+    }
+  }
+
+  private async openOutputs(): Promise<void> {
+    const ctx = { job: this.name, worker: 'local-0' };
+    this.writer = await this.plan.sink.open(ctx);
+    const deadSink = this.options.deadLetters ?? this.plan.deadLetters ?? deadLetterLog();
+    const late = new Map<Sink<unknown>, SideOutput<unknown>>();
+    for (const s of this.plan.stages)
+      if (s.kind === 'keyed' && s.operator.kind === 'window' && s.operator.late && !late.has(s.operator.late))
+        late.set(s.operator.late, new SideOutput(await s.operator.late.open(ctx)));
+    this.outputs = new SideOutputs(this.name, new SideOutput(await deadSink.open(ctx)), late);
+    const dl = this.outputs.deadLetters;
+    const push = dl.push.bind(dl);
+    dl.push = (d: DeadLetter) => {
+      this.metrics.deadLetters++;
+      push(d);
+    };
+  }
+
+  /** The control element due before the next read, if any. */
+  private control(): Element | undefined {
+    if (this.checkpointDue && !this.barrierInFlight) {
+      this.checkpointDue = false;
+      this.barrierInFlight = true;
+      return this.barrier(false);
+    }
+    if (this.tickDue) {
+      this.tickDue = false;
+      return { t: 'p', now: this.clock() };
+    }
+    return undefined;
+  }
+
+  private barrier(final: boolean): BarrierEl {
+    return { t: 'b', epoch: this.nextEpoch++, positions: this.splits.snapshot(), final };
+  }
+
+  /** One source read turned into elements. False once every split has ended. */
+  private async read(push: (el: Element) => Promise<boolean>, waitMs: number): Promise<boolean> {
+    const got = await this.splits.read(this.readBatch, waitMs);
+    if (!got) return false;
+    const readAt = performance.now();
+    const src = this.metrics.source;
+    for (const r of got.batch.records) {
+      src.records++;
+      src.bytes += r.bytes;
+      if (!(await push({ t: 'r', value: r.value, ts: r.eventTime ?? this.clock(), readAt, bytes: r.bytes, split: got.split }))) return true;
+    }
+    for (const bad of got.batch.bad) {
+      src.bad++;
+      this.outputs.dead('source', bad.reason, bad.raw, bad.where, true);
+    }
+    src.splitsDone = this.splits.doneCount;
+    await push({ t: 'm', split: got.split, done: got.batch.done, readAt });
+    return true;
+  }
+
+  // ---- stream mode -------------------------------------------------------------------------------------------
+
+  private async runStream(first: Element[]): Promise<void> {
+    const n = this.execs.length;
+    this.queues = Array.from({ length: n + 1 }, () => new BoundedQueue<Element>(this.queueCapacity));
+    this.metrics.queueDepths = () => this.queues.map((q) => q.size);
+    if (this.killed) for (const q of this.queues) q.close(); // killed while starting: no loop may wait
+    const loops = [this.sourceLoop(first), ...this.execs.map((_, i) => this.stageLoop(i)), this.sinkLoop()];
+    try {
+      await Promise.all(loops);
+    } catch (err) {
+      for (const q of this.queues) q.close();
+      await Promise.allSettled(loops);
+      throw err;
+    }
+  }
+
+  private async sourceLoop(first: Element[]): Promise<void> {
+    const q = this.queues[0]!;
+    const push = async (el: Element) => {
+      this.metrics.source.waiting = q.size >= q.capacity;
+      const ok = await q.put(el);
+      this.metrics.source.waiting = false;
+      return ok;
+    };
+    for (const el of first) await push(el);
+    while (!this.killed && !this.stopping) {
+      const c = this.control();
+      if (c && !(await push(c))) return;
+      const more = await this.read(push, this.pollMs);
+      if (this.outputs.pending > 0) await this.outputs.flush();
+      if (!more) {
+        await push({ t: 'e', readAt: performance.now() });
+        return;
+      }
+    }
+    if (this.stopping && !this.killed) await push(this.barrier(true));
+  }
+
+  private async stageLoop(i: number): Promise<void> {
+    const exec = this.execs[i]!;
+    const input = this.queues[i]!;
+    const output = this.queues[i + 1]!;
+    for (;;) {
+      const els = await input.take(64);
+      if (els.length === 0 || this.killed) return;
+      for (const el of els) {
+        const out: Element[] = [];
+        await exec.handle(el, out);
+        if (this.outputs.pending > 0) await this.outputs.flush();
+        for (const o of out) if (!(await output.put(o))) return;
+        if (el.t === 'e' || (el.t === 'b' && el.final)) return;
+      }
+    }
+  }
+
+  private async sinkLoop(): Promise<void> {
+    const input = this.queues[this.queues.length - 1]!;
+    for (;;) {
+      const els = await input.take(this.readBatch);
+      if (els.length === 0 || this.killed) return;
+      if (await this.toSink(els)) return;
+    }
+  }
+
+  // ---- batch mode --------------------------------------------------------------------------------------------
+
+  private async runBatch(first: Element[]): Promise<void> {
+    const trigger = new BatchTrigger(this.trigger);
+    let group: Element[] = [...first];
+    const processGroup = async (reason: string) => {
+      const els = group;
+      group = [];
+      const records = trigger.pending;
+      trigger.reset();
+      let cur = els;
+      for (const exec of this.execs) {
+        const out: Element[] = [];
+        for (const el of cur) await exec.handle(el, out);
+        cur = out;
+      }
+      await this.outputs.flush();
+      await this.toSink(cur);
+      if (records > 0) {
+        this.metrics.batches.count++;
+        this.metrics.batches.lastTrigger = reason;
+        this.metrics.batches.lastSize = records;
+        this.emit('batch', { reason, records });
+      }
+    };
+    const push = async (el: Element) => {
+      group.push(el);
+      if (el.t === 'r') {
+        trigger.add(el.bytes);
+        const fired = trigger.fired();
+        if (fired === 'count' || fired === 'bytes') await processGroup(fired);
+      }
+      return !this.killed;
+    };
+    while (!this.killed && !this.stopping) {
+      const c = this.control();
+      if (c) group.push(c);
+      const more = await this.read(push, Math.max(0, Math.min(this.pollMs, trigger.msLeft())));
+      if (this.killed) return;
+      if (!more) {
+        group.push({ t: 'e', readAt: performance.now() });
+        await processGroup('end');
+        return;
+      }
+      const fired = trigger.fired();
+      // A group of control elements only (ticks, barriers, marks of empty reads) costs nothing to process now.
+      if (fired || trigger.pending === 0) await processGroup(fired ?? 'control');
+    }
+    if (this.stopping && !this.killed) {
+      group.push(this.barrier(true));
+      await processGroup('stop');
+    }
+  }
+
+  // ---- the sink, checkpoints -------------------------------------------------------------------------------
+
+  /** Writes the records among `els` and commits the barriers among them, in order. True at the end of the job. */
+  private async toSink(els: Element[]): Promise<boolean> {
+    let values: unknown[] = [];
+    let readAts: number[] = [];
+    const write = async () => {
+      if (values.length === 0) return;
+      const batch = values;
+      const times = readAts;
+      values = [];
+      readAts = [];
+      await this.writer.write(batch);
+      const now = performance.now();
+      this.metrics.sink.records += batch.length;
+      this.metrics.sink.writes++;
+      for (const t of times) this.metrics.recordLatency(now - t);
+    };
+    for (const el of els) {
+      if (el.t === 'r') {
+        values.push(el.value);
+        readAts.push(el.readAt);
+      } else if (el.t === 'b') {
+        await write();
+        await this.commit(el.epoch, el.positions, el.watermarks);
+        if (el.final) return true;
+      } else if (el.t === 'e') {
+        await write();
+        // The end of a bounded input is a checkpoint too: a finished job run again has nothing left to do.
+        if (this.checkpointMs > 0) await this.commit(this.nextEpoch++, this.splits.snapshot(), (this.execs[0] as StatelessExec).watermarkState());
+        return true;
+      }
+    }
+    await write();
+    await this.outputs.flush();
+    return false;
+  }
+
+  private async commit(epoch: number, positions: BarrierEl['positions'], watermarks: BarrierEl['watermarks']): Promise<void> {
+    if (this.killed) return;
+    const started = performance.now();
+    await this.writer.flush();
+    await this.outputs.durable();
+    if (this.killed) return;
+    const checkpoint: Checkpoint = { epoch, positions, at: Date.now() };
+    if (watermarks !== undefined) checkpoint.watermarks = watermarks;
+    await this.store.commit(checkpoint);
+    this.barrierInFlight = false;
+    const c = this.metrics.checkpoints;
+    c.count++;
+    c.lastEpoch = epoch;
+    c.lastAt = checkpoint.at;
+    c.lastDurationMs = performance.now() - started;
+    this.emit('checkpoint', checkpoint);
+  }
+}
+
+function positiveInt(n: number, what: string): number {
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${what} must be a positive integer, got ${n}`);
+  return n;
+}
