@@ -11,6 +11,7 @@ import { registerDemoCommand } from './commands/demo.js';
 import { registerComputeCommands } from './commands/compute.js';
 import { registerRebalanceCommand } from './commands/rebalance.js';
 import { registerAutoscaleCommand } from './commands/autoscale.js';
+import { registerRunCommands } from './commands/run.js';
 
 export function buildProgram(): Command {
   const program = new Command('shardflow')
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerComputeCommands(program);
   registerRebalanceCommand(program);
   registerAutoscaleCommand(program);
+  registerRunCommands(program);
   registerDemoCommand(program);
   return program;
 }

@@ -9,6 +9,10 @@
  * /shardflow/migrations/<job>        JSON progress of one partition move, attached to its driver's lease
  * /shardflow/locks/<name>            JSON holder of a cluster-wide lock (e.g. `rebalance`), attached to its lease
  * /shardflow/autoscaler/<tier>      JSON recent decisions of the autoscaler for one tier (`storage`, `compute`)
+ * /shardflow/jobs/<job>              JSON record of one running processing job (processing/job-registry.ts): file,
+ *                                    mode, trigger, pid, state, latest metrics; attached to the running process's lease
+ * /shardflow/job-requests/<job>      JSON request to a running job (`{ action: 'stop', ... }`), written by
+ *                                    `shardflow stop`, watched by the job, deleted by the job as it exits
  * ```
  *
  * Folders end with `/` so that a prefix never matches a sibling (`members/` does not match `membersX`).
@@ -55,4 +59,19 @@ export function memberKey(nodeId: string): string {
 /** Key of one election. */
 export function electionKey(election: string): string {
   return ELECTIONS_PREFIX + election;
+}
+
+/** Folder of the running processing jobs' records. */
+export const JOBS_PREFIX = `${ROOT}jobs/`;
+/** Folder of the requests to running jobs (stop). */
+export const JOB_REQUESTS_PREFIX = `${ROOT}job-requests/`;
+
+/** Key of one running job's record. */
+export function jobKey(job: string): string {
+  return JOBS_PREFIX + job;
+}
+
+/** Key of the request to one running job. */
+export function jobRequestKey(job: string): string {
+  return JOB_REQUESTS_PREFIX + job;
 }

@@ -42,6 +42,7 @@ export { startJob, runJob, type JobRunOptions, type JobHandle, type JobResult, t
 export { parseTrigger, BatchTrigger, type TriggerSpec, type TriggerInput } from './triggers.js';
 export { parseDuration, parseBytes, parseCount, type Duration } from './units.js';
 export { MemoryStateBackend, type StateBackend, type JobState, type Checkpoint, type StateEntry } from './state.js';
+export { StorageStateBackend, type StorageStateOptions, type StateStoreClient } from './storage-state.js';
 export { JobMetrics, type MetricsSnapshot, type StageMetrics, type LatencySummary } from './metrics.js';
 export { deadLetterLog } from './outputs.js';
 export { defineJob, loadJob, parseJobArgs, runJobModule, runIfMain, type JobArgs, type JobModule } from './job.js';
