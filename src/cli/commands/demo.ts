@@ -11,6 +11,9 @@ import { fileURLToPath } from 'node:url';
 
 /** The example services the demo's compute nodes host. */
 const DEMO_SERVICES = fileURLToPath(new URL('../../../examples/services.ts', import.meta.url));
+/** The example stream job the demo runs while storage scales out. */
+const DEMO_CLICKS_JOB = fileURLToPath(new URL('../../../examples/clicks.ts', import.meta.url));
+const DEMO_CLICKS = 40_000;
 
 export function registerDemoCommand(program: Command): void {
   program
@@ -83,7 +86,21 @@ export function registerDemoCommand(program: Command): void {
         const words = await client.call<Record<string, number>>('wordcount', 'the quick fox and the lazy dog and the cat');
         say(`   wordcount on any instance: the=${words.the}, and=${words.and}, fox=${words.fox}`);
 
-        say('5. scaling storage out to 4 nodes while a writer keeps writing; partitions move online');
+        say('5. scaling storage out to 4 nodes while a writer keeps writing and a stream job counts clicks into the');
+        say('   storage tier (examples/clicks.ts, stream mode); partitions move online');
+        // The job runs as `shardflow run` does, in its own process; its results land in namespace "clicks", made
+        // now on the 3 nodes so that its partitions move too while the job writes them.
+        await client.createNamespace('clicks', { scheme: 'hash' });
+        const { spawn } = await import('node:child_process');
+        const { BIN_PATH } = await import('../../cluster/spawn.js');
+        const job = spawn(
+          process.execPath,
+          [BIN_PATH, 'run', DEMO_CLICKS_JOB, '--dir', opts.dir, '--quiet', '--', '--source', 'generator', '--rate', '4000', '--count', String(DEMO_CLICKS), '--out', 'ns:clicks'],
+          { stdio: ['ignore', 'ignore', 'pipe'] },
+        );
+        let jobErr = '';
+        job.stderr.on('data', (d: Buffer) => (jobErr = (jobErr + d.toString()).slice(-2000)));
+        const jobDone = new Promise<number | null>((resolve) => job.once('exit', (code) => resolve(code)));
         const acked = new Map<string, number>();
         let writing = true;
         const writers = Array.from({ length: 8 }, async (_, w) => {
@@ -101,6 +118,16 @@ export function registerDemoCommand(program: Command): void {
         for (const [key, value] of acked) if ((await client.get('default', key)) !== value) lost++;
         if (lost > 0) throw new InternalError(`${lost} acknowledged writes are missing after the scale-out`);
         say(`   scaled out in ${Date.now() - t4} ms; ${acked.size} keys written meanwhile, every acknowledged write is there`);
+        const code = await jobDone;
+        if (code !== 0) throw new InternalError(`the clicks job failed (exit ${code}): ${jobErr.trim()}`);
+        let counted = 0;
+        let windows = 0;
+        for await (const e of client.scan('clicks', {})) {
+          counted += (e.value as { clicks: number }).clicks;
+          windows++;
+        }
+        if (counted !== DEMO_CLICKS) throw new InternalError(`the clicks job counted ${counted} clicks, not ${DEMO_CLICKS}`);
+        say(`   the stream job counted all ${DEMO_CLICKS} clicks into ${windows} user windows while partitions moved (shardflow kv scan --ns clicks)`);
       } finally {
         await client.close();
       }
