@@ -27,6 +27,7 @@ interface RunFlags {
   dir: string;
   quiet?: boolean;
   reportEvery: string;
+  state: string;
 }
 
 const NON_TTY_REPORT = '5s';
@@ -44,6 +45,12 @@ export function registerRunCommands(program: Command): void {
     .option('--dir <dir>', 'cluster directory', DEFAULT_CLUSTER_DIR)
     .option('--report-every <duration>', 'not on a terminal: a status line this often', NON_TTY_REPORT)
     .option('--quiet', 'no live view, only the final line')
+    .option(
+      '--state <where>',
+      'memory (default), or storage: keyed state and checkpoints in the storage tier (namespace job.<id>.<pipeline>); ' +
+        'running the same --id again resumes from its last checkpoint, exactly-once on state',
+      'memory',
+    )
     .addHelpText(
       'after',
       `
@@ -118,6 +125,8 @@ async function runCommand(file: string, jobArgs: string[], opts: RunFlags): Prom
   const { parseDuration } = await import('../../processing/units.js');
 
   // Everything that can be refused is checked before anything starts.
+  if (opts.state !== 'memory' && opts.state !== 'storage')
+    throw new InvalidArgumentError(`--state must be memory or storage, not ${JSON.stringify(opts.state)}`);
   if (opts.mode !== 'stream' && opts.mode !== 'batch')
     throw new InvalidArgumentError(`--mode must be stream or batch, not ${JSON.stringify(opts.mode)}`);
   const mode = opts.mode;
@@ -146,9 +155,19 @@ async function runCommand(file: string, jobArgs: string[], opts: RunFlags): Prom
   const { startJob } = await import('../../processing/runner.js');
   const { coordinator } = await openCoordinator({ dir: opts.dir });
   let registration: JobRegistration | undefined;
+  let stateClient: { close(): Promise<void> } | undefined;
+  let stateBackend: import('../../processing/state.js').StateBackend | undefined;
   try {
     registration = await Registry.register(coordinator, { id, file: path, mode, trigger: opts.trigger ?? null });
+    if (opts.state === 'storage') {
+      const { connect } = await import('../../client/index.js');
+      const { StorageStateBackend } = await import('../../processing/storage-state.js');
+      const client = await connect({ dir: opts.dir, name: `job:${id}` });
+      stateClient = client;
+      stateBackend = new StorageStateBackend(client, { prefix: `job.${id}.` });
+    }
     const handle = startJob(plan, {
+      ...(stateBackend ? { state: stateBackend } : {}),
       mode,
       ...(opts.trigger !== undefined ? { trigger: opts.trigger } : {}),
       checkpointInterval: checkpointMs > 0 ? checkpointMs : false,
@@ -213,6 +232,7 @@ async function runCommand(file: string, jobArgs: string[], opts: RunFlags): Prom
     }
   } finally {
     await registration?.close().catch(() => undefined);
+    await stateClient?.close().catch(() => undefined);
     await coordinator.close().catch(() => undefined);
   }
 }
