@@ -11,6 +11,7 @@
  * /shardflow/autoscaler/<tier>      JSON recent decisions of the autoscaler for one tier (`storage`, `compute`)
  * /shardflow/jobs/<job>              JSON record of one running processing job (processing/job-registry.ts): file,
  *                                    mode, trigger, pid, state, latest metrics; attached to the running process's lease
+ * /shardflow/job-specs/<job>         JSON spec of a job submitted to the compute tier (file, args, mode), until it ends
  * /shardflow/job-requests/<job>      JSON request to a running job (`{ action: 'stop', ... }`), written by
  *                                    `shardflow stop`, watched by the job, deleted by the job as it exits
  * ```
@@ -65,6 +66,13 @@ export function electionKey(election: string): string {
 export const JOBS_PREFIX = `${ROOT}jobs/`;
 /** Folder of the requests to running jobs (stop). */
 export const JOB_REQUESTS_PREFIX = `${ROOT}job-requests/`;
+/** Folder of the jobs submitted to the compute tier (`run --on-cluster`), one spec per job until it ends. */
+export const JOB_SPECS_PREFIX = `${ROOT}job-specs/`;
+
+/** Key of one submitted job's spec. */
+export function jobSpecKey(job: string): string {
+  return JOB_SPECS_PREFIX + job;
+}
 
 /** Key of one running job's record. */
 export function jobKey(job: string): string {

@@ -80,9 +80,20 @@ export function registerNodeCommands(program: Command): void {
         opts.role === 'storage'
           ? await StorageNode.start({ ...common, dataDir: dataDir!, durability: opts.durability })
           : await ComputeNode.start({ ...common, services });
+      // Compute nodes also run the jobs submitted to the cluster (`run --on-cluster`), one node per job at a time.
+      let jobs: { host: { stop(): Promise<void> }; client: { close(): Promise<void> } } | undefined;
+      if (opts.role === 'compute') {
+        const { connect } = await import('../../client/index.js');
+        const { JobHost } = await import('../../processing/job-host.js');
+        const client = await connect({ coordinator: address, secret, name: `jobs:${opts.id}` });
+        const host = await JobHost.start({ nodeId: opts.id, coordinator, client, clusterDir: dir?.root });
+        jobs = { host, client };
+      }
       announceReady({ id: node.id, role: opts.role, address: node.address, pid: process.pid });
       const signal = await untilSignal();
       createLogger(`${opts.role}:${opts.id}`).info('stopping', { signal });
+      await jobs?.host.stop();
+      await jobs?.client.close();
       await node.stop();
       await coordinator.close();
     });

@@ -28,6 +28,7 @@ interface RunFlags {
   quiet?: boolean;
   reportEvery: string;
   state: string;
+  onCluster?: boolean;
 }
 
 const NON_TTY_REPORT = '5s';
@@ -45,6 +46,11 @@ export function registerRunCommands(program: Command): void {
     .option('--dir <dir>', 'cluster directory', DEFAULT_CLUSTER_DIR)
     .option('--report-every <duration>', 'not on a terminal: a status line this often', NON_TTY_REPORT)
     .option('--quiet', 'no live view, only the final line')
+    .option(
+      '--on-cluster',
+      'submit the job to the compute tier instead: one compute node runs it with its state in the storage tier, and ' +
+        'another takes over from the last checkpoint if that node dies (see `shardflow jobs`)',
+    )
     .option(
       '--state <where>',
       'memory (default), or storage: keyed state and checkpoints in the storage tier (namespace job.<id>.<pipeline>); ' +
@@ -152,6 +158,24 @@ async function runCommand(file: string, jobArgs: string[], opts: RunFlags): Prom
   const { checkJobId, JobRegistration: Registry, liveFigures } = await import('../../processing/job-registry.js');
   const id = checkJobId(opts.id ?? plan.name);
   const { openCoordinator } = await import('../../client/connect.js');
+  if (opts.onCluster) {
+    const { submitJob } = await import('../../processing/job-host.js');
+    const { coordinator: c } = await openCoordinator({ dir: opts.dir });
+    try {
+      await submitJob(c, {
+        id,
+        file: path,
+        args: jobArgs,
+        mode,
+        ...(opts.trigger !== undefined ? { trigger: opts.trigger } : {}),
+        checkpointInterval: opts.checkpointInterval,
+      });
+    } finally {
+      await c.close();
+    }
+    process.stdout.write(`submitted ${id}: a compute node runs it; see \`shardflow jobs\`, stop it with \`shardflow stop ${id}\`\n`);
+    return;
+  }
   const { startJob } = await import('../../processing/runner.js');
   const { coordinator } = await openCoordinator({ dir: opts.dir });
   let registration: JobRegistration | undefined;

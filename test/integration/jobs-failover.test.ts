@@ -1,0 +1,82 @@
+/**
+ * A job submitted to the compute tier survives kill -9 of the compute node running it: the other node wins the job's
+ * election, resumes from the last checkpoint in the storage tier, and the results are exact — every click counted
+ * once, none lost.
+ */
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestCluster, type TestCluster } from '../harness/cluster.js';
+import { BIN_PATH } from '../../src/cluster/spawn.js';
+import { openCoordinator } from '../../src/client/connect.js';
+import type { Coordinator } from '../../src/coordination/index.js';
+import { listJobs, type RunningJobRecord } from '../../src/processing/job-registry.js';
+import { getJobSpec } from '../../src/processing/job-host.js';
+import { rngFor } from '../../src/index.js';
+import { makeClick, type ClickCount } from '../../examples/clicks.js';
+
+const REPO = join(import.meta.dirname, '../..');
+let cluster: TestCluster;
+let coordinator: Coordinator;
+
+beforeAll(async () => {
+  cluster = await startTestCluster({ storage: 1, compute: 2 });
+  ({ coordinator } = await openCoordinator({ dir: cluster.dir }));
+});
+afterAll(async () => {
+  await coordinator?.close();
+  await cluster?.stop();
+});
+
+function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BIN_PATH, ...args], { cwd: REPO, timeout: 60_000 }, (err, stdout, stderr) =>
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+describe('jobs on the compute tier', () => {
+  it('a job whose compute node is killed with -9 is resumed by another from its checkpoint, results exact', async () => {
+    const rate = 4000;
+    const total = 24_000;
+    const users = 30;
+    const submitted = await cli([
+      'run', 'examples/clicks.ts', '--on-cluster', '--id', 'clicks-ha', '--checkpoint-interval', '300ms', '--dir', cluster.dir, '--',
+      '--source', 'generator', '--rate', String(rate), '--count', String(total), '--users', String(users), '--seed', '13', '--out', 'ns:clicks-ha',
+    ]);
+    expect(submitted.code, submitted.stderr).toBe(0);
+    expect(submitted.stdout).toMatch(/^submitted clicks-ha/);
+
+    let job: RunningJobRecord | undefined;
+    for (let i = 0; i < 400 && !((job?.checkpointEpoch ?? 0) >= 3 && (job?.live?.recordsIn ?? 0) > total / 4); i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      job = (await listJobs(coordinator)).find((j) => j.id === 'clicks-ha');
+    }
+    expect(job?.checkpointEpoch).toBeGreaterThanOrEqual(3);
+    const runner = (await cluster.pid('c1')) === job!.pid ? 'c1' : 'c2';
+    expect(await cluster.pid(runner)).toBe(job!.pid);
+    await cluster.kill9(runner);
+
+    // The other node takes the job over and runs it to its end; the spec goes when it has.
+    let taken: RunningJobRecord | undefined;
+    for (let i = 0; i < 600 && (await getJobSpec(coordinator, 'clicks-ha')); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      taken = (await listJobs(coordinator)).find((j) => j.id === 'clicks-ha') ?? taken;
+    }
+    expect(await getJobSpec(coordinator, 'clicks-ha')).toBeUndefined();
+    expect(taken?.pid).not.toBe(job!.pid); // another process ran it
+
+    const expected = new Map<string, number>();
+    for (let i = 0; i < total; i++) {
+      const c = makeClick(i, rngFor(13, i), rate, users);
+      const key = `${c.user}@${new Date(Math.floor(c.at / 10_000) * 10_000).toISOString()}`;
+      expected.set(key, (expected.get(key) ?? 0) + 1);
+    }
+    const client = await cluster.client();
+    const got = new Map<string, number>();
+    for await (const e of client.scan('clicks-ha')) got.set(e.key, (e.value as ClickCount).clicks);
+    expect(got).toEqual(expected);
+    await cluster.restart(runner);
+  });
+});
