@@ -73,7 +73,7 @@ describe.each<Durability>(['process', 'device'])('partition capture (%s durabili
     }
     capture.stop();
 
-    expect(round).toBeGreaterThan(20);
+    expect(round).toBeGreaterThanOrEqual(15); // the rounds awaited above: writes overlapped the capture and the copy
     expect(state(target, part)).toEqual(state(source, part));
     expect(target.countersFor(part).keys).toBe(source.countersFor(part).keys);
     expect(state(target, other).size).toBe(0); // only the captured partition was copied
