@@ -79,4 +79,44 @@ describe('jobs on the compute tier', () => {
     expect(got).toEqual(expected);
     await cluster.restart(runner);
   });
+  it('a compute node stopped cleanly (SIGTERM) hands its job over after a final checkpoint; results exact', async () => {
+    const rate = 4000;
+    const total = 20_000;
+    const users = 25;
+    const submitted = await cli([
+      'run', 'examples/clicks.ts', '--on-cluster', '--id', 'clicks-handover', '--checkpoint-interval', '300ms', '--dir', cluster.dir, '--',
+      '--source', 'generator', '--rate', String(rate), '--count', String(total), '--users', String(users), '--seed', '17', '--out', 'ns:clicks-handover',
+    ]);
+    expect(submitted.code, submitted.stderr).toBe(0);
+    let job: RunningJobRecord | undefined;
+    for (let i = 0; i < 400 && !((job?.checkpointEpoch ?? 0) >= 2 && (job?.live?.recordsIn ?? 0) > total / 5); i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      job = (await listJobs(coordinator)).find((j) => j.id === 'clicks-handover');
+    }
+    expect(job?.checkpointEpoch).toBeGreaterThanOrEqual(2);
+    const runner = (await cluster.pid('c1')) === job!.pid ? 'c1' : 'c2';
+    const left = cluster.nextMemberEvent((e) => e.member.id === runner && (e.type === 'leave' || e.type === 'death'), 30_000);
+    process.kill(job!.pid, 'SIGTERM');
+    await left;
+
+    let taken: RunningJobRecord | undefined;
+    for (let i = 0; i < 600 && (await getJobSpec(coordinator, 'clicks-handover')); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      taken = (await listJobs(coordinator)).find((j) => j.id === 'clicks-handover') ?? taken;
+    }
+    expect(await getJobSpec(coordinator, 'clicks-handover')).toBeUndefined();
+    expect(taken?.pid).not.toBe(job!.pid);
+
+    const expected = new Map<string, number>();
+    for (let i = 0; i < total; i++) {
+      const c = makeClick(i, rngFor(17, i), rate, users);
+      const key = `${c.user}@${new Date(Math.floor(c.at / 10_000) * 10_000).toISOString()}`;
+      expected.set(key, (expected.get(key) ?? 0) + 1);
+    }
+    const client = await cluster.client();
+    const got = new Map<string, number>();
+    for await (const e of client.scan('clicks-handover')) got.set(e.key, (e.value as ClickCount).clicks);
+    expect(got).toEqual(expected);
+    await cluster.restart(runner);
+  });
 });
