@@ -35,6 +35,9 @@ import { parseDuration, type Duration } from './units.js';
 
 export type Mode = 'stream' | 'batch';
 
+/** Most time a job runs without giving the event loop a turn (timers, I/O). */
+const YIELD_EVERY_MS = 10;
+
 export interface JobRunOptions {
   /** `stream` (default) or `batch`. */
   mode?: Mode;
@@ -109,6 +112,7 @@ export function runJob(plan: LogicalPlan, options: JobRunOptions = {}): Promise<
 }
 
 class LocalJob extends EventEmitter implements JobHandle {
+  private lastYield = performance.now();
   readonly name: string;
   readonly metrics: JobMetrics;
   readonly done: Promise<JobResult>;
@@ -247,6 +251,12 @@ class LocalJob extends EventEmitter implements JobHandle {
 
   /** One source read turned into elements. False once every split has ended. */
   private async read(push: (el: Element) => Promise<boolean>, waitMs: number): Promise<boolean> {
+    // A source that always has records (an unpaced generator, a big file) would keep the job on microtasks alone and
+    // starve every timer: checkpoints, triggers, stop(). So the event loop gets a turn at least every few ms.
+    if (performance.now() - this.lastYield >= YIELD_EVERY_MS) {
+      await new Promise((r) => setImmediate(r));
+      this.lastYield = performance.now();
+    }
     const got = await this.splits.read(this.readBatch, waitMs);
     if (!got) return false;
     const readAt = performance.now();
