@@ -102,7 +102,17 @@ export async function runMoves(ctx: MoveContext, moves: PlannedMove[], options: 
   const share = () => (rate.bytesPerSec === undefined ? undefined : Math.max(1, rate.bytesPerSec / Math.max(1, active)));
   const workers = Array.from({ length: Math.max(1, options.concurrency ?? 4) }, async () => {
     while (next < batches.length && failure === undefined) {
-      const b = batches[next++]!;
+      const planned = batches[next++]!;
+      // The plan may be older than the table: a range merged or split away, or a partition moved by someone else,
+      // is no longer this plan's to move. Skip it rather than fail the run.
+      const table = await ctx.catalog.refresh(planned.namespace);
+      const b = { ...planned, partitions: planned.partitions.filter((p) => table?.ownerOf(p) === planned.from) };
+      const skipped = planned.partitions.length - b.partitions.length;
+      if (skipped > 0) {
+        log.info('skipping planned moves the table no longer matches', { namespace: b.namespace, from: b.from, skipped });
+        done += skipped;
+      }
+      if (b.partitions.length === 0) continue;
       active++;
       try {
         const r = await moveBatch(ctx, b, { bytesPerSec: share, onProgress: options.onProgress });

@@ -115,6 +115,27 @@ describe('rebalance refusals', () => {
     await cluster.restart('s1');
   });
 
+  it('skips planned moves the table no longer matches (a range merged away, an owner changed) and moves the rest', async () => {
+    await client.createNamespace('ordered', { scheme: 'range' });
+    await client.put('ordered', 'a', 1);
+    const t = await client.catalog.refresh('ordered');
+    const owner = t!.ownerOf(0)!;
+    const to = ['s1', 's2', 's3', 's4'].find((id) => id !== owner)!;
+    const { driver, pool } = await openDriver();
+    try {
+      const results = await driver.run([
+        { namespace: 'ordered', partition: 0, from: owner, to },
+        { namespace: 'ordered', partition: 999, from: owner, to }, // no such range (merged away since the plan)
+      ]);
+      expect(results.flatMap((r) => r.partitions)).toEqual([0]);
+    } finally {
+      await driver.close();
+      pool.close();
+    }
+    expect((await client.catalog.refresh('ordered'))!.ownerOf(0)).toBe(to);
+    expect(await client.get('ordered', 'a')).toBe(1);
+  });
+
   it('status shows a move whose driver is gone as stuck, with why; the next rebalance rolls it back', async () => {
     const table = client.catalog.table('small');
     const partition = table.partitionsOf('s2')[0]!;
