@@ -218,6 +218,17 @@ export class RoutingTable {
     return RoutingTable.fromRecord({ ...this.record, migrations });
   }
 
+  /**
+   * Rolls back moves: a new table without the move entries of `partitions` that still name `job`, or undefined when
+   * none does (a finished or already rolled-back move) — the shape `Catalog.update` takes, so a rollback is one CAS
+   * that never clears another job's entry.
+   */
+  withoutMoves(job: string, partitions: number[]): RoutingTable | undefined {
+    let next: RoutingTable | undefined;
+    for (const p of partitions) if ((next ?? this).migrationOf(p)?.job === job) next = (next ?? this).withMigration(p, undefined);
+    return next;
+  }
+
   /** Range namespaces: a new table (next epoch) with `rangeId` split at `atKey`; both halves keep the owner. */
   withSplit(rangeId: number, atKey: string): RoutingTable {
     if (!this.rangeMap) throw new InvalidArgumentError(`${this.name} is a hash namespace; it cannot split ranges`);

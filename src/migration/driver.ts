@@ -109,9 +109,7 @@ export class MigrationDriver {
         if (jobs.has(entry.job)) continue;
         const partition = Number(key);
         log.warn('rolling back a move its driver left', { namespace: name, partition, job: entry.job });
-        await this.deps.catalog.update(name, (t) =>
-          t.migrationOf(partition)?.job === entry.job ? t.withMigration(partition, undefined) : undefined,
-        );
+        await this.deps.catalog.update(name, (t) => t.withoutMoves(entry.job, [partition]));
       }
     }
   }

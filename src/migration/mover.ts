@@ -247,11 +247,7 @@ async function withProgress<T>(ctx: MoveContext, sink: Caller, record: JobRecord
 async function abort(ctx: MoveContext, batch: MoveBatch, job: string, source: Caller | undefined, sink: Caller | undefined): Promise<void> {
   const { namespace, partitions } = batch;
   log.warn('aborting move', { namespace, partitions: partitions.join(','), job });
-  await updateTable(ctx, namespace, (t: RoutingTable) => {
-      let next: RoutingTable | undefined;
-      for (const p of partitions) if ((next ?? t).migrationOf(p)?.job === job) next = (next ?? t).withMigration(p, undefined);
-      return next;
-    })
+  await updateTable(ctx, namespace, (t: RoutingTable) => t.withoutMoves(job, partitions))
     .catch((err: unknown) => log.warn('could not clear the move entries', { error: String(err) }));
   await Promise.all(
     partitions.flatMap((partition) => [

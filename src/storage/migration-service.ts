@@ -115,7 +115,7 @@ export class MigrationService {
         if (table!.ownerOf(partition) !== this.nodeId || this.exports.has(`${entry.job}#${partition}`)) continue;
         if (await this.driverAlive(entry.job)) continue;
         await this.catalog
-          .update(name, (t) => (t.migrationOf(partition)?.job === entry.job ? t.withMigration(partition, undefined) : undefined))
+          .update(name, (t) => t.withoutMoves(entry.job, [partition]))
           .catch(() => undefined);
       }
     }
@@ -245,7 +245,7 @@ export class MigrationService {
   private async abandon(task: string, e: Export): Promise<void> {
     if (this.exports.get(task) !== e) return;
     await this.catalog
-      .update(e.ns, (t) => (t.migrationOf(e.partition)?.job === e.job ? t.withMigration(e.partition, undefined) : undefined))
+      .update(e.ns, (t) => t.withoutMoves(e.job, [e.partition]))
       .catch(() => undefined);
     await this.endExport(task);
   }

@@ -19,7 +19,7 @@ export async function recoverAtStart(nodeId: string, engine: StorageEngine, cata
       const partition = Number(key);
       if (entry.to !== nodeId && table!.ownerOf(partition) !== nodeId) continue;
       log.warn('rolling back a move this node was part of when it stopped', { namespace: name, partition, job: entry.job });
-      await catalog.update(name, (t) => (t.migrationOf(partition)?.job === entry.job ? t.withMigration(partition, undefined) : undefined));
+      await catalog.update(name, (t) => t.withoutMoves(entry.job, [partition]));
     }
   }
   for (const name of catalog.names()) {

@@ -113,3 +113,18 @@ describe('range namespace options', () => {
     expect(RoutingTable.create('r', { scheme: 'range' }, onN1).record.splitOps).toBeUndefined();
   });
 });
+
+describe('RoutingTable.withoutMoves', () => {
+  it("clears only the entries that still name the job, and says when there is nothing to clear", () => {
+    const t = RoutingTable.create('h', { scheme: 'hash', slotCount: 8 }, onN1)
+      .withMigration(1, { to: 'n2', job: 'a', startedAt: '' })
+      .withMigration(2, { to: 'n2', job: 'a', startedAt: '' })
+      .withMigration(3, { to: 'n3', job: 'b', startedAt: '' });
+    const next = t.withoutMoves('a', [1, 2, 3])!;
+    expect(next.migrationOf(1)).toBeUndefined();
+    expect(next.migrationOf(2)).toBeUndefined();
+    expect(next.migrationOf(3)?.job).toBe('b'); // another job's entry stays
+    expect(next.epoch).toBe(t.epoch); // ownership did not change
+    expect(next.withoutMoves('a', [1, 2])).toBeUndefined();
+  });
+});
