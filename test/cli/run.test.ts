@@ -10,9 +10,9 @@ import { BIN_PATH } from '../../src/cluster/spawn.js';
 import { openCoordinator } from '../../src/client/connect.js';
 import type { Coordinator } from '../../src/coordination/index.js';
 import { listJobs, type RunningJobRecord } from '../../src/processing/job-registry.js';
-import { rngFor } from '../../src/index.js';
-import { EPOCH, makeClick, resultKey, type ClickCount } from '../../examples/clicks.js';
+import { EPOCH, resultKey, type ClickCount } from '../../examples/clicks.js';
 import { startTestCluster, type TestCluster } from '../harness/cluster.js';
+import { awaitJob, awaitJobGone, expectedClicks } from '../harness/jobs.js';
 
 interface Run {
   code: number;
@@ -99,13 +99,7 @@ describe('shardflow run: jobs on a local cluster', () => {
     expect(r.stderr).toMatch(/clicks: finished after .*: 4000 records in/);
 
     // The reference: the same generated clicks, counted per user and 10-second window the plain way.
-    const expected = new Map<string, number>();
-    for (let i = 0; i < rate * seconds; i++) {
-      const c = makeClick(i, rngFor(7, i), rate, users);
-      const start = new Date(Math.floor(c.at / 10_000) * 10_000).toISOString();
-      const key = `${c.user}@${start}`;
-      expected.set(key, (expected.get(key) ?? 0) + 1);
-    }
+    const expected = expectedClicks(7, rate * seconds, rate, users);
     const client = await cluster.client();
     const got = new Map<string, number>();
     for await (const e of client.scan('clicks-test')) {
@@ -131,12 +125,8 @@ describe('shardflow run: jobs on a local cluster', () => {
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     try {
       // Wait until it runs and has checkpointed once.
-      let job: RunningJobRecord | undefined;
-      for (let i = 0; i < 200 && !(job?.state === 'running' && (job.checkpointEpoch ?? 0) > 0 && (job.live?.recordsIn ?? 0) > 0); i++) {
-        await new Promise((r) => setTimeout(r, 100));
-        job = (await listJobs(coordinator)).find((j) => j.id === 'clicks-live');
-      }
-      expect(job?.state, stderr).toBe('running');
+      const job = await awaitJob(coordinator, 'clicks-live', (j) => j.state === 'running' && (j.checkpointEpoch ?? 0) > 0 && (j.live?.recordsIn ?? 0) > 0);
+      expect(job.state, stderr).toBe('running');
       expect(job).toMatchObject({ id: 'clicks-live', mode: 'stream', trigger: null, pid: child.pid, file: join(REPO, 'examples/clicks.ts') });
 
       const [table, json, dup] = await Promise.all([
@@ -161,7 +151,7 @@ describe('shardflow run: jobs on a local cluster', () => {
       expect(stderr).toMatch(/clicks-live: stopped after .*last checkpoint epoch \d+/);
       const finalEpoch = Number(/epoch (\d+)\)/.exec(stop.stdout)![1]);
       expect(Number(/last checkpoint epoch (\d+)/.exec(stderr)![1])).toBe(finalEpoch);
-      expect(finalEpoch).toBeGreaterThan(job!.checkpointEpoch!);
+      expect(finalEpoch).toBeGreaterThan(job.checkpointEpoch!);
       expect(await listJobs(coordinator)).toEqual([]);
 
       const again = await run(['stop', 'clicks-live', '--dir', cluster.dir]);
@@ -181,35 +171,24 @@ describe('shardflow run: jobs on a local cluster', () => {
     let stderr = '';
     child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
     const exited = new Promise<unknown>((resolve) => child.once('exit', resolve));
-    let job: RunningJobRecord | undefined;
     try {
       // Killed once it has checkpointed a few times and read a good part of its input, but not all.
-      for (let i = 0; i < 300 && !((job?.checkpointEpoch ?? 0) >= 3 && (job?.live?.recordsIn ?? 0) > total / 4); i++) {
-        await new Promise((r) => setTimeout(r, 50));
-        job = (await listJobs(coordinator)).find((j) => j.id === 'clicks-resume');
-      }
-      expect(job?.checkpointEpoch, stderr).toBeGreaterThanOrEqual(3);
-      expect(job!.live!.recordsIn).toBeLessThan(total);
+      const job = await awaitJob(coordinator, 'clicks-resume', (j) => (j.checkpointEpoch ?? 0) >= 3 && (j.live?.recordsIn ?? 0) > total / 4);
+      expect(job.live!.recordsIn, stderr).toBeLessThan(total);
     } finally {
       child.kill('SIGKILL');
     }
     await exited;
     // Its record goes with its lease; then the same id may run again, and resumes.
-    for (let i = 0; i < 100 && (await listJobs(coordinator)).some((j) => j.id === 'clicks-resume'); i++) await new Promise((r) => setTimeout(r, 100));
+    await awaitJobGone(coordinator, 'clicks-resume');
     const again = await run(args);
     expect(again.code, again.stderr).toBe(0);
     const readAgain = Number(/finished after .*: (\d+) records in/.exec(again.stderr)?.[1]);
     expect(readAgain).toBeLessThan(total); // it did not start over...
 
-    const expected = new Map<string, number>();
-    for (let i = 0; i < total; i++) {
-      const c = makeClick(i, rngFor(11, i), rate, users);
-      const key = `${c.user}@${new Date(Math.floor(c.at / 10_000) * 10_000).toISOString()}`;
-      expected.set(key, (expected.get(key) ?? 0) + 1);
-    }
     const client = await cluster.client();
     const got = new Map<string, number>();
     for await (const e of client.scan('clicks-resume')) got.set(e.key, (e.value as ClickCount).clicks);
-    expect(got).toEqual(expected); // ...and no click was lost or counted twice
+    expect(got).toEqual(expectedClicks(11, total, rate, users)); // ...and no click was lost or counted twice
   });
 });

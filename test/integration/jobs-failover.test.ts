@@ -10,10 +10,8 @@ import { startTestCluster, type TestCluster } from '../harness/cluster.js';
 import { BIN_PATH } from '../../src/cluster/spawn.js';
 import { openCoordinator } from '../../src/client/connect.js';
 import type { Coordinator } from '../../src/coordination/index.js';
-import { listJobs, type RunningJobRecord } from '../../src/processing/job-registry.js';
-import { getJobSpec } from '../../src/processing/job-host.js';
-import { rngFor } from '../../src/index.js';
-import { makeClick, type ClickCount } from '../../examples/clicks.js';
+import { type ClickCount } from '../../examples/clicks.js';
+import { awaitJob, awaitSpecGone, expectedClicks } from '../harness/jobs.js';
 
 const REPO = join(import.meta.dirname, '../..');
 let cluster: TestCluster;
@@ -48,31 +46,17 @@ describe('jobs on the compute tier', () => {
     expect(submitted.code, submitted.stderr).toBe(0);
     expect(submitted.stdout).toMatch(/^submitted clicks-ha/);
 
-    let job: RunningJobRecord | undefined;
-    for (let i = 0; i < 400 && !((job?.checkpointEpoch ?? 0) >= 3 && (job?.live?.recordsIn ?? 0) > total / 4); i++) {
-      await new Promise((r) => setTimeout(r, 50));
-      job = (await listJobs(coordinator)).find((j) => j.id === 'clicks-ha');
-    }
-    expect(job?.checkpointEpoch).toBeGreaterThanOrEqual(3);
-    const runner = (await cluster.pid('c1')) === job!.pid ? 'c1' : 'c2';
-    expect(await cluster.pid(runner)).toBe(job!.pid);
+    const job = await awaitJob(coordinator, 'clicks-ha', (j) => (j.checkpointEpoch ?? 0) >= 3 && (j.live?.recordsIn ?? 0) > total / 4);
+    const runner = (await cluster.pid('c1')) === job.pid ? 'c1' : 'c2';
+    expect(await cluster.pid(runner)).toBe(job.pid);
     await cluster.kill9(runner);
 
     // The other node takes the job over and runs it to its end; the spec goes when it has.
-    let taken: RunningJobRecord | undefined;
-    for (let i = 0; i < 600 && (await getJobSpec(coordinator, 'clicks-ha')); i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      taken = (await listJobs(coordinator)).find((j) => j.id === 'clicks-ha') ?? taken;
-    }
-    expect(await getJobSpec(coordinator, 'clicks-ha')).toBeUndefined();
-    expect(taken?.pid).not.toBe(job!.pid); // another process ran it
+    const taken = awaitJob(coordinator, 'clicks-ha', (j) => j.pid !== job.pid, 60_000);
+    await awaitSpecGone(coordinator, 'clicks-ha');
+    expect((await taken).pid).not.toBe(job.pid); // another process ran it
 
-    const expected = new Map<string, number>();
-    for (let i = 0; i < total; i++) {
-      const c = makeClick(i, rngFor(13, i), rate, users);
-      const key = `${c.user}@${new Date(Math.floor(c.at / 10_000) * 10_000).toISOString()}`;
-      expected.set(key, (expected.get(key) ?? 0) + 1);
-    }
+    const expected = expectedClicks(13, total, rate, users);
     const client = await cluster.client();
     const got = new Map<string, number>();
     for await (const e of client.scan('clicks-ha')) got.set(e.key, (e.value as ClickCount).clicks);
@@ -88,31 +72,17 @@ describe('jobs on the compute tier', () => {
       '--source', 'generator', '--rate', String(rate), '--count', String(total), '--users', String(users), '--seed', '17', '--out', 'ns:clicks-handover',
     ]);
     expect(submitted.code, submitted.stderr).toBe(0);
-    let job: RunningJobRecord | undefined;
-    for (let i = 0; i < 400 && !((job?.checkpointEpoch ?? 0) >= 2 && (job?.live?.recordsIn ?? 0) > total / 5); i++) {
-      await new Promise((r) => setTimeout(r, 50));
-      job = (await listJobs(coordinator)).find((j) => j.id === 'clicks-handover');
-    }
-    expect(job?.checkpointEpoch).toBeGreaterThanOrEqual(2);
-    const runner = (await cluster.pid('c1')) === job!.pid ? 'c1' : 'c2';
+    const job = await awaitJob(coordinator, 'clicks-handover', (j) => (j.checkpointEpoch ?? 0) >= 2 && (j.live?.recordsIn ?? 0) > total / 5);
+    const runner = (await cluster.pid('c1')) === job.pid ? 'c1' : 'c2';
     const left = cluster.nextMemberEvent((e) => e.member.id === runner && (e.type === 'leave' || e.type === 'death'), 30_000);
-    process.kill(job!.pid, 'SIGTERM');
+    process.kill(job.pid, 'SIGTERM');
     await left;
 
-    let taken: RunningJobRecord | undefined;
-    for (let i = 0; i < 600 && (await getJobSpec(coordinator, 'clicks-handover')); i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      taken = (await listJobs(coordinator)).find((j) => j.id === 'clicks-handover') ?? taken;
-    }
-    expect(await getJobSpec(coordinator, 'clicks-handover')).toBeUndefined();
-    expect(taken?.pid).not.toBe(job!.pid);
+    const taken = awaitJob(coordinator, 'clicks-handover', (j) => j.pid !== job.pid, 60_000);
+    await awaitSpecGone(coordinator, 'clicks-handover');
+    expect((await taken).pid).not.toBe(job.pid);
 
-    const expected = new Map<string, number>();
-    for (let i = 0; i < total; i++) {
-      const c = makeClick(i, rngFor(17, i), rate, users);
-      const key = `${c.user}@${new Date(Math.floor(c.at / 10_000) * 10_000).toISOString()}`;
-      expected.set(key, (expected.get(key) ?? 0) + 1);
-    }
+    const expected = expectedClicks(17, total, rate, users);
     const client = await cluster.client();
     const got = new Map<string, number>();
     for await (const e of client.scan('clicks-handover')) got.set(e.key, (e.value as ClickCount).clicks);
