@@ -38,6 +38,8 @@ const PAGE_BYTES = 256 * 1024;
 /** Longest a partition's requests are held waiting for a cutover before the source aborts the move. */
 const FENCE_LIMIT_MS = 10_000;
 /** How often a source checks that the driver of a move it exports is alive. */
+/** How old a move entry with no export here must be before the sweep may roll it back. */
+const ORPHAN_GRACE_MS = 5000;
 const DRIVER_CHECK_MS = 1000;
 
 interface Export {
@@ -113,6 +115,8 @@ export class MigrationService {
       for (const [key, entry] of Object.entries(table?.record.migrations ?? {})) {
         const partition = Number(key);
         if (table!.ownerOf(partition) !== this.nodeId || this.exports.has(`${entry.job}#${partition}`)) continue;
+        // A young entry is left alone: `status` shows it stuck for a while first, and a slow driver gets its turn.
+        if (Date.now() - Date.parse(entry.startedAt) < ORPHAN_GRACE_MS) continue;
         if (await this.driverAlive(entry.job)) continue;
         await this.catalog
           .update(name, (t) => t.withoutMoves(entry.job, [partition]))
