@@ -49,7 +49,8 @@ export interface SplitPosition {
 export interface BarrierEl {
   t: 'b';
   epoch: number;
-  positions: Record<string, SplitPosition>;
+  /** Absent on a barrier an exchange passes on after this process's source ended (the positions are final then). */
+  positions?: Record<string, SplitPosition>;
   /** Filled in by the watermark generator on the way: its per-split state, restored with the positions. */
   watermarks?: Json;
   /** A final barrier (stop) is not followed by records. */

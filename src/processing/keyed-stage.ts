@@ -65,6 +65,8 @@ export class KeyedExec {
     private readonly outputs: SideOutputs,
     readonly clock: () => number,
     private readonly onLate: () => void,
+    /** Whether this process handles `slot` (a worker of a distributed job restores only its slots' timers). */
+    private readonly owns: (slot: number) => boolean = () => true,
   ) {
     this.epoch = (state.checkpoint?.epoch ?? 0) + 1;
     const op = stage.operator;
@@ -74,6 +76,7 @@ export class KeyedExec {
   /** Loads the timers the last checkpoint kept. */
   async restore(): Promise<void> {
     for await (const entry of this.state.scan(this.stage.id, { prefix: TIMERS })) {
+      if (!this.owns(entry.slot)) continue;
       const saved = entry.value as { key: Key; list: Array<[number, TimeDomainName]> };
       const keyStr = entry.key.slice(TIMERS.length);
       this.timersByKey.set(keyStr, { key: saved.key, slot: entry.slot, list: saved.list });

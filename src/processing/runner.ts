@@ -111,7 +111,27 @@ export function runJob(plan: LogicalPlan, options: JobRunOptions = {}): Promise<
   return startJob(plan, options).done;
 }
 
-class LocalJob extends EventEmitter implements JobHandle {
+/** Where one step of a stream-mode job puts its elements. */
+export interface Inlet {
+  put(el: Element): Promise<boolean>;
+  close(): void;
+  readonly size: number;
+  readonly capacity: number;
+}
+
+/** Where one step of a stream-mode job takes its elements from. */
+export interface Outlet {
+  take(max: number): Promise<Element[]>;
+  close(): void;
+  readonly size: number;
+}
+
+/**
+ * A job run by this process. The local runner is this class as it is; a worker of a job spread over compute nodes
+ * (processing/cluster-worker.ts) overrides the hooks: which splits it reads, which slots it owns, what joins its
+ * steps (exchanges between nodes before keyed stages) and how an epoch commits (through the job's leader).
+ */
+export class LocalJob extends EventEmitter implements JobHandle {
   private lastYield = performance.now();
   readonly name: string;
   readonly metrics: JobMetrics;
@@ -123,24 +143,24 @@ class LocalJob extends EventEmitter implements JobHandle {
   private readonly readBatch: number;
   private readonly tickMs: number;
   private readonly pollMs: number;
-  private readonly clock: () => number;
-  private stopping = false;
-  private killed = false;
-  private checkpointDue = false;
-  private barrierInFlight = false;
+  protected readonly clock: () => number;
+  protected stopping = false;
+  protected killed = false;
+  protected checkpointDue = false;
+  protected barrierInFlight = false;
   private tickDue = false;
-  private nextEpoch = 1;
-  private queues: Array<BoundedQueue<Element>> = [];
+  protected nextEpoch = 1;
+  protected queues: Array<Inlet | Outlet> = [];
   // Set up in run():
-  private store!: JobState;
-  private splits!: SplitSet<unknown>;
+  protected store!: JobState;
+  protected splits!: SplitSet<unknown>;
   private writer!: SinkWriter<unknown>;
-  private outputs!: SideOutputs;
-  private execs: Array<StatelessExec | KeyedExec> = [];
+  protected outputs!: SideOutputs;
+  protected execs: Array<StatelessExec | KeyedExec> = [];
 
   constructor(
-    private readonly plan: LogicalPlan,
-    private readonly options: JobRunOptions,
+    protected readonly plan: LogicalPlan,
+    protected readonly options: JobRunOptions,
   ) {
     super();
     this.name = plan.name;
@@ -156,8 +176,39 @@ class LocalJob extends EventEmitter implements JobHandle {
     this.clock = options.clock ?? Date.now;
     const stageMetrics: StageMetrics[] = plan.stages.map((s) => ({ id: s.id, kind: s.kind, in: 0, out: 0 }));
     this.metrics = new JobMetrics(plan.name, this.mode, stageMetrics);
-    this.done = this.run();
+    this.done = new Promise<void>((r) => setImmediate(r)).then(() => this.run()); // subclasses finish constructing first
     this.done.catch(() => {}); // a caller that never looks at `done` must not crash the process
+  }
+
+  // ---- hooks (see the class comment) --------------------------------------------------------------------------
+
+  protected openState(backend: StateBackend): Promise<JobState> {
+    return backend.open(this.name);
+  }
+
+  protected openSplits(restored: Checkpoint | undefined): Promise<SplitSet<unknown>> {
+    return SplitSet.open(this.plan.source, this.options.parallelism ?? 1, restored?.positions);
+  }
+
+  /** Whether this process handles the keys of `slot` (all of them, when it runs the whole job). */
+  protected ownsSlot(_slot: number): boolean {
+    return true;
+  }
+
+  /** The name sinks see for this process's writer. */
+  protected get workerName(): string {
+    return 'local-0';
+  }
+
+  /** What joins step `i - 1` (the source when i = 0) to step `i` (the sink when i = steps): a bounded queue. */
+  protected link(_i: number): { inlet: Inlet; outlet: Outlet } {
+    const q = new BoundedQueue<Element>(this.queueCapacity);
+    return { inlet: q, outlet: q };
+  }
+
+  /** Makes an epoch's state changes and the positions durable in one step. `end`: the input ended. */
+  protected commitEpoch(checkpoint: Checkpoint, _end: boolean): Promise<void> {
+    return this.store.commit(checkpoint);
   }
 
   stop(): Promise<JobResult> {
@@ -175,10 +226,10 @@ class LocalJob extends EventEmitter implements JobHandle {
     const timers: NodeJS.Timeout[] = [];
     const backend = this.options.state ?? new MemoryStateBackend();
     try {
-      this.store = await backend.open(this.name);
+      this.store = await this.openState(backend);
       const restored = this.store.checkpoint;
       this.nextEpoch = (restored?.epoch ?? 0) + 1;
-      this.splits = await SplitSet.open(this.plan.source, this.options.parallelism ?? 1, restored?.positions);
+      this.splits = await this.openSplits(restored);
       this.metrics.source.splits = this.splits.splits.length;
       // Most often a glob that matched nothing: the job would finish at once with no output and no other sign.
       if (this.splits.splits.length === 0) createLogger(`processing:${this.name}`).warn('the source has nothing to read', { source: this.plan.source.name });
@@ -190,7 +241,7 @@ class LocalJob extends EventEmitter implements JobHandle {
           const wm = i === 0 ? alignWatermarks(restored?.watermarks as WatermarkState | undefined, ids) : undefined;
           this.execs.push(new StatelessExec(stage, m, this.outputs, wm));
         } else {
-          const exec = new KeyedExec(stage, this.store, m, this.outputs, this.clock, () => this.metrics.late++);
+          const exec = new KeyedExec(stage, this.store, m, this.outputs, this.clock, () => this.metrics.late++, (slot) => this.ownsSlot(slot));
           await exec.restore();
           this.execs.push(exec);
         }
@@ -215,7 +266,7 @@ class LocalJob extends EventEmitter implements JobHandle {
   }
 
   private async openOutputs(): Promise<void> {
-    const ctx = { job: this.name, worker: 'local-0' };
+    const ctx = { job: this.name, worker: this.workerName };
     this.writer = await this.plan.sink.open(ctx);
     const deadSink = this.options.deadLetters ?? this.plan.deadLetters ?? deadLetterLog();
     const late = new Map<Sink<unknown>, SideOutput<unknown>>();
@@ -279,8 +330,11 @@ class LocalJob extends EventEmitter implements JobHandle {
 
   private async runStream(first: Element[]): Promise<void> {
     const n = this.execs.length;
-    this.queues = Array.from({ length: n + 1 }, () => new BoundedQueue<Element>(this.queueCapacity));
-    this.metrics.queueDepths = () => this.queues.map((q) => q.size);
+    const links = Array.from({ length: n + 1 }, (_, i) => this.link(i));
+    this.inlets = links.map((l) => l.inlet);
+    this.outlets = links.map((l) => l.outlet);
+    this.queues = links.flatMap((l) => (l.inlet === (l.outlet as unknown) ? [l.inlet] : [l.inlet, l.outlet]));
+    this.metrics.queueDepths = () => this.outlets.map((q) => q.size);
     if (this.killed) for (const q of this.queues) q.close(); // killed while starting: no loop may wait
     const loops = [this.sourceLoop(first), ...this.execs.map((_, i) => this.stageLoop(i)), this.sinkLoop()];
     try {
@@ -292,8 +346,11 @@ class LocalJob extends EventEmitter implements JobHandle {
     }
   }
 
+  private inlets: Inlet[] = [];
+  private outlets: Outlet[] = [];
+
   private async sourceLoop(first: Element[]): Promise<void> {
-    const q = this.queues[0]!;
+    const q = this.inlets[0]!;
     const push = async (el: Element) => {
       this.metrics.source.waiting = q.size >= q.capacity;
       const ok = await q.put(el);
@@ -316,8 +373,8 @@ class LocalJob extends EventEmitter implements JobHandle {
 
   private async stageLoop(i: number): Promise<void> {
     const exec = this.execs[i]!;
-    const input = this.queues[i]!;
-    const output = this.queues[i + 1]!;
+    const input = this.outlets[i]!;
+    const output = this.inlets[i + 1]!;
     for (;;) {
       const els = await input.take(64);
       if (els.length === 0 || this.killed) return;
@@ -332,7 +389,7 @@ class LocalJob extends EventEmitter implements JobHandle {
   }
 
   private async sinkLoop(): Promise<void> {
-    const input = this.queues[this.queues.length - 1]!;
+    const input = this.outlets[this.outlets.length - 1]!;
     for (;;) {
       const els = await input.take(this.readBatch);
       if (els.length === 0 || this.killed) return;
@@ -418,12 +475,16 @@ class LocalJob extends EventEmitter implements JobHandle {
         readAts.push(el.readAt);
       } else if (el.t === 'b') {
         await write();
-        await this.commit(el.epoch, el.positions, el.watermarks);
+        // A barrier that came through an exchange after this process's source ended carries no positions: they are
+        // the final ones.
+        const positions = el.positions ?? this.splits.snapshot();
+        await this.commit(el.epoch, positions, el.positions ? el.watermarks : (this.execs[0] as StatelessExec | undefined)?.watermarkState(), false);
+        this.nextEpoch = Math.max(this.nextEpoch, el.epoch + 1);
         if (el.final) return true;
       } else if (el.t === 'e') {
         await write();
         // The end of a bounded input is a checkpoint too: a finished job run again has nothing left to do.
-        if (this.checkpointMs > 0) await this.commit(this.nextEpoch++, this.splits.snapshot(), (this.execs[0] as StatelessExec).watermarkState());
+        if (this.checkpointMs > 0) await this.commit(this.nextEpoch++, this.splits.snapshot(), (this.execs[0] as StatelessExec).watermarkState(), true);
         return true;
       }
     }
@@ -432,7 +493,7 @@ class LocalJob extends EventEmitter implements JobHandle {
     return false;
   }
 
-  private async commit(epoch: number, positions: BarrierEl['positions'], watermarks: BarrierEl['watermarks']): Promise<void> {
+  private async commit(epoch: number, positions: Checkpoint['positions'], watermarks: BarrierEl['watermarks'], end: boolean): Promise<void> {
     if (this.killed) return;
     const started = performance.now();
     await this.writer.flush();
@@ -440,7 +501,7 @@ class LocalJob extends EventEmitter implements JobHandle {
     if (this.killed) return;
     const checkpoint: Checkpoint = { epoch, positions, at: Date.now() };
     if (watermarks !== undefined) checkpoint.watermarks = watermarks;
-    await this.store.commit(checkpoint);
+    await this.commitEpoch(checkpoint, end);
     this.barrierInFlight = false;
     const c = this.metrics.checkpoints;
     c.count++;

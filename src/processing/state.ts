@@ -56,6 +56,38 @@ export interface JobState {
   close(): Promise<void>;
 }
 
+/**
+ * A job's state shared by the workers of one distributed run: each worker writes its own slots' changes of an epoch
+ * ({@link SharedJobState.prepare}), one writer makes the epoch the state by writing the checkpoint record
+ * ({@link CheckpointWriter.write}) once every worker has prepared it, and each worker then learns of it
+ * ({@link SharedJobState.committed}). Until the record is written, prepared changes are invisible.
+ */
+export interface SharedJobState extends JobState {
+  /** Writes this worker's changes of every epoch up to `epoch`, invisible until the checkpoint record says so. */
+  prepare(epoch: number): Promise<void>;
+  /** The checkpoint record was written (`commit` is what {@link CheckpointWriter.write} returned). */
+  committed(commit: CommitRecord): Promise<void>;
+}
+
+/** What a written checkpoint record is, as workers need it to tell committed versions from others (opaque JSON). */
+export type CommitRecord = Json;
+
+/** Writes a shared run's checkpoint records: the commit point of each epoch. */
+export interface CheckpointWriter {
+  /** The run's number: workers join it with {@link SharedStateBackend.join}. */
+  readonly run: number;
+  readonly checkpoint: Checkpoint | undefined;
+  write(checkpoint: Checkpoint): Promise<CommitRecord>;
+}
+
+/** A backend whose runs can be shared by the workers of a distributed job. */
+export interface SharedStateBackend extends StateBackend {
+  /** Starts a new run of `job` (fencing earlier ones) and returns the writer of its checkpoint records. */
+  begin(job: string): Promise<CheckpointWriter>;
+  /** Opens `job`'s state as a worker of run `run`. @throws VersionConflictError if a newer run has begun. */
+  join(job: string, run: number): Promise<SharedJobState>;
+}
+
 /** Stores the state of jobs. Opening a job drops the changes it had not committed (they belong to a lost run). */
 export interface StateBackend {
   readonly name: string;

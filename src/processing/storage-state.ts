@@ -53,7 +53,7 @@
 import type { BatchOp, ShardflowClient } from '../client/index.js';
 import { ClosedError, InvalidArgumentError, UnknownNamespaceError, VersionConflictError } from '../errors/index.js';
 import type { Json } from './connectors/types.js';
-import type { Checkpoint, JobState, StateBackend, StateEntry } from './state.js';
+import type { Checkpoint, CheckpointWriter, CommitRecord, JobState, SharedJobState, SharedStateBackend, StateEntry } from './state.js';
 import { META_KEY, parseStoredKey, stageRange, stateNamespace, storedKey } from './storage-state-keys.js';
 
 /** The part of the client this backend uses (a test can wrap it to inject faults). */
@@ -103,7 +103,7 @@ function copy<V>(value: V): V {
  * await runJob(plan, { state, checkpointInterval: '5s' });   // kill it, run it again: it resumes exactly
  * ```
  */
-export class StorageStateBackend implements StateBackend {
+export class StorageStateBackend implements SharedStateBackend {
   readonly name = 'storage';
   private readonly prefix: string;
   private readonly slotCount: number;
@@ -124,16 +124,38 @@ export class StorageStateBackend implements StateBackend {
   }
 
   async open(job: string): Promise<JobState> {
+    const { ns, meta, version } = await this.newRun(job);
+    return new StorageJobState(this.client, ns, meta, version, this.options);
+  }
+
+  /**
+   * A new run of `job` whose checkpoint records one writer makes, while its workers ({@link join}) write the state:
+   * how a job spread over several compute nodes commits.
+   */
+  async begin(job: string): Promise<CheckpointWriter> {
+    const { ns, meta, version } = await this.newRun(job);
+    return new StorageJobState(this.client, ns, meta, version, this.options);
+  }
+
+  async join(job: string, run: number): Promise<SharedJobState> {
+    const ns = this.namespaceOf(job);
+    const entry = await this.client.getEntry<Meta>(ns, META_KEY);
+    if (!entry || entry.value.attempts !== run)
+      throw new VersionConflictError(`job state ${ns} is at run ${entry?.value.attempts ?? 0}, not ${run}: a newer run has begun`);
+    return new StorageJobState(this.client, ns, entry.value, entry.version, this.options, run);
+  }
+
+  /** Takes a fresh run (attempt) number: compare-and-set, so two runs starting at once get different ones. */
+  private async newRun(job: string): Promise<{ ns: string; meta: Meta; version: number }> {
     const ns = this.namespaceOf(job);
     await this.client.createNamespace(ns, { scheme: 'hash', slotCount: this.slotCount });
-    // Take a fresh attempt number: compare-and-set, so two runs opening at once get different ones.
     for (let tries = 0; ; tries++) {
       const entry = await this.client.getEntry<Meta>(ns, META_KEY);
       const meta: Meta = entry?.value ?? { attempts: 0, lineage: [] };
       const next: Meta = { ...meta, attempts: meta.attempts + 1 };
       try {
         const version = await this.client.put(ns, META_KEY, next, { ifVersion: entry?.version ?? 0 });
-        return new StorageJobState(this.client, ns, next, version, this.options);
+        return { ns, meta: next, version };
       } catch (err) {
         if (!(err instanceof VersionConflictError) || tries >= 20) throw err;
       }
@@ -151,7 +173,7 @@ export class StorageStateBackend implements StateBackend {
   }
 }
 
-class StorageJobState implements JobState {
+class StorageJobState implements SharedJobState, CheckpointWriter {
   /** This run's attempt number: the `a` of every version it writes. */
   private readonly attempt: number;
   /** Stored records this run knows to be current (null: none stored), stored-key → record. Bounded. */
@@ -168,14 +190,19 @@ class StorageJobState implements JobState {
     private meta: Meta,
     private metaVersion: number,
     options: StorageStateOptions,
+    run?: number,
   ) {
-    this.attempt = meta.attempts;
+    this.attempt = run ?? meta.attempts;
     this.cacheKeys = options.cacheKeys ?? 100_000;
     this.batchOps = options.batchOps ?? 500;
   }
 
   get checkpoint(): Checkpoint | undefined {
     return this.meta.checkpoint;
+  }
+
+  get run(): number {
+    return this.attempt;
   }
 
   async get(stage: string, slot: number, key: string): Promise<Json | undefined> {
@@ -217,11 +244,16 @@ class StorageJobState implements JobState {
   }
 
   async commit(checkpoint: Checkpoint): Promise<void> {
+    await this.prepare(checkpoint.epoch);
+    await this.committed(await this.write(checkpoint));
+  }
+
+  /** Versions written by the last `prepare`, applied to the cache once their checkpoint record is written. */
+  private prepared: { epoch: number; written: Map<string, Stored> } | undefined;
+
+  async prepare(epoch: number): Promise<void> {
     if (this.closed) throw new ClosedError(`the state of ${this.ns} is closed`);
-    const epoch = checkpoint.epoch;
-    const last = this.meta.checkpoint?.epoch ?? 0;
-    if (!Number.isInteger(epoch) || epoch <= last)
-      throw new InvalidArgumentError(`checkpoint epoch ${epoch} must be an integer after the last committed epoch ${last}`);
+    this.checkEpoch(epoch);
     // The changes of every epoch up to this one, newest last.
     const changes = new Map<string, Pending>();
     for (const e of this.epochs) if (e <= epoch) for (const [id, p] of this.pending.get(e)!) changes.set(id, p);
@@ -243,7 +275,14 @@ class StorageJobState implements JobState {
       ops.push({ op: 'put', key: id, value: rec });
     }
     await this.writeBatches(ops);
-    // The commit point: one put of one key, conditional on the version this run last wrote (a newer run fences us).
+    this.prepared = { epoch, written };
+  }
+
+  /** The commit point: one put of one key, conditional on the version this run last wrote (a newer run fences us). */
+  async write(checkpoint: Checkpoint): Promise<CommitRecord> {
+    if (this.closed) throw new ClosedError(`the state of ${this.ns} is closed`);
+    const epoch = checkpoint.epoch;
+    const last = this.checkEpoch(epoch);
     const lineage = this.meta.lineage.some(([a]) => a === this.attempt) ? this.meta.lineage : [...this.meta.lineage, [this.attempt, last + 1] as [number, number]];
     const next: Meta = { attempts: this.meta.attempts, lineage, checkpoint: structuredClone(checkpoint) };
     try {
@@ -253,6 +292,15 @@ class StorageJobState implements JobState {
         throw new VersionConflictError(`job state ${this.ns} was opened by a newer run: this run's checkpoint ${epoch} is refused`, { cause: err });
       throw err;
     }
+    this.meta = next;
+    return next as unknown as CommitRecord;
+  }
+
+  async committed(commit: CommitRecord): Promise<void> {
+    const next = commit as unknown as Meta;
+    const epoch = next.checkpoint?.epoch ?? 0;
+    const written = this.prepared && this.prepared.epoch <= epoch ? this.prepared.written : new Map<string, Stored>();
+    this.prepared = undefined;
     // Synchronously: the new meta, the new versions and the end of the committed layers, so no read sees a mix.
     this.meta = next;
     for (const [id, rec] of written) this.remember(id, rec, true);
@@ -268,6 +316,14 @@ class StorageJobState implements JobState {
         // Best effort: the delete versions stay, and read as deleted.
       }
     }
+  }
+
+  /** The last committed epoch, after checking that `epoch` may follow it. */
+  private checkEpoch(epoch: number): number {
+    const last = this.meta.checkpoint?.epoch ?? 0;
+    if (!Number.isInteger(epoch) || epoch <= last)
+      throw new InvalidArgumentError(`checkpoint epoch ${epoch} must be an integer after the last committed epoch ${last}`);
+    return last;
   }
 
   async close(): Promise<void> {
