@@ -13,7 +13,7 @@ import { Session } from 'node:inspector';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseComputeOptions, USAGE, type ComputeOptions, type ComputeSystem } from './lib/compute/args.js';
-import { cleanup, installSignalHandlers, onCleanup } from './lib/cleanup.js';
+import { onCleanup } from './lib/cleanup.js';
 import { runCalls, type CallLoadSpec, type CallSample } from './lib/compute/load.js';
 import { moleculerVersion, startMoleculer, startShardflow, type CallTarget } from './lib/compute/targets.js';
 import { formatLatency, machineInfo } from './lib/report.js';
@@ -27,10 +27,9 @@ import {
   writeComputeDocs,
   type ComputeCell,
 } from './lib/compute/report.js';
+import { benchCommand, benchLog, runBench, today } from './lib/main.js';
 
-function log(message: string): void {
-  process.stderr.write(`[bench:compute ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
-}
+const log = benchLog('compute');
 
 const PAYLOAD = { n: 1, s: 'hello' };
 
@@ -152,14 +151,13 @@ async function main(options: ComputeOptions): Promise<void> {
 
   const machine = machineInfo('n/a');
   const moleculer = moleculerVersion();
-  const extra = process.argv.slice(2);
-  const command = 'npm run bench:compute' + (extra.length ? ` -- ${extra.join(' ')}` : '');
+  const command = benchCommand('compute');
   const support = supportLine(cells);
   process.stdout.write('\n' + resultsTable(cells) + '\n\n' + verdicts(cells).join('\n') + '\n');
   process.stdout.write('\n' + hostLoadLine(cells) + '\n' + (support ? support + '\n' : ''));
   process.stdout.write(
     `\n${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, Linux ${machine.kernel}; ` +
-      `Node ${machine.node}; Moleculer ${moleculer}; ${new Date().toISOString().slice(0, 10)}; ${command}\n`,
+      `Node ${machine.node}; Moleculer ${moleculer}; ${today()}; ${command}\n`,
   );
   if (options.docs) {
     // The docs must show the whole comparison: a partial or profiled run only prints.
@@ -169,7 +167,7 @@ async function main(options: ComputeOptions): Promise<void> {
         options,
         machine,
         moleculer,
-        date: new Date().toISOString().slice(0, 10),
+        date: today(),
         command,
         elapsedSeconds: (performance.now() - began) / 1000,
       });
@@ -181,27 +179,10 @@ async function main(options: ComputeOptions): Promise<void> {
   }
 }
 
-const parsed = (() => {
-  try {
-    return parseComputeOptions(process.argv.slice(2));
-  } catch (err) {
-    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n\n${USAGE}\n`);
-    process.exit(2);
-  }
-})();
-if (parsed === 'help') {
-  process.stdout.write(USAGE + '\n');
-} else {
-  installSignalHandlers();
-  let failed = false;
-  try {
-    await main(parsed);
-  } catch (err) {
-    failed = true;
-    process.stderr.write(`bench:compute failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  } finally {
-    log('stopping both systems and removing temporary directories');
-    await cleanup();
-  }
-  process.exit(failed ? 1 : 0);
-}
+await runBench({
+  name: 'compute',
+  usage: USAGE,
+  parse: parseComputeOptions,
+  main,
+  stopping: 'stopping both systems and removing temporary directories',
+});

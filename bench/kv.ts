@@ -10,7 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseOptions, USAGE, type BenchOptions, type SystemName } from './lib/args.js';
-import { cleanup, installSignalHandlers, onCleanup } from './lib/cleanup.js';
+import { onCleanup } from './lib/cleanup.js';
 import { runLoad, type Sample } from './lib/load.js';
 import { startRedisCluster, redisVersion } from './lib/redis-cluster.js';
 import { startShardflowCluster } from './lib/shardflow-cluster.js';
@@ -27,10 +27,9 @@ import {
   writeDocs,
   type Cell,
 } from './lib/report.js';
+import { benchCommand, benchLog, runBench, today } from './lib/main.js';
 
-function log(message: string): void {
-  process.stderr.write(`[bench:kv ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
-}
+const log = benchLog('kv');
 
 /** A string of exactly `bytes` ASCII bytes that is a JSON object, the same for both systems. */
 function makeValue(bytes: number): string {
@@ -129,8 +128,7 @@ async function main(options: BenchOptions): Promise<void> {
   }
 
   const machine = machineInfo(await redisVersion());
-  const extra = process.argv.slice(2);
-  const command = 'npm run bench:kv' + (extra.length ? ` -- ${extra.join(' ')}` : '');
+  const command = benchCommand('kv');
   process.stdout.write('\n' + resultsTable(cells) + '\n\n' + verdicts(cells).join('\n') + '\n');
   if (floor.length > 0) process.stdout.write('\n' + floorLine(floor) + '\n');
   process.stdout.write('\n' + hostLoadLine(cells) + '\n');
@@ -144,7 +142,7 @@ async function main(options: BenchOptions): Promise<void> {
       const section = docsSection(cells, {
         options,
         machine,
-        date: new Date().toISOString().slice(0, 10),
+        date: today(),
         command,
         floor,
         elapsedSeconds: (performance.now() - began) / 1000,
@@ -157,27 +155,10 @@ async function main(options: BenchOptions): Promise<void> {
   }
 }
 
-const parsed = (() => {
-  try {
-    return parseOptions(process.argv.slice(2));
-  } catch (err) {
-    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n\n${USAGE}\n`);
-    process.exit(2);
-  }
-})();
-if (parsed === 'help') {
-  process.stdout.write(USAGE + '\n');
-} else {
-  installSignalHandlers();
-  let failed = false;
-  try {
-    await main(parsed);
-  } catch (err) {
-    failed = true;
-    process.stderr.write(`bench:kv failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  } finally {
-    log('stopping clusters and removing temporary directories');
-    await cleanup();
-  }
-  process.exit(failed ? 1 : 0);
-}
+await runBench({
+  name: 'kv',
+  usage: USAGE,
+  parse: parseOptions,
+  main,
+  stopping: 'stopping clusters and removing temporary directories',
+});

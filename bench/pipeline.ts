@@ -17,10 +17,9 @@ import { runRx } from './lib/pipeline/rx.js';
 import { docsSection, formatMs, resultsTable, rowLabel, summarize, verdicts, writeDocs, STREAM_P99_TARGET_MS, type PipelineCell, type Row } from './lib/pipeline/report.js';
 import { latencyChart } from './lib/pipeline/svg.js';
 import { machineInfo } from './lib/report.js';
+import { benchCommand, benchLog, runBench, today } from './lib/main.js';
 
-function log(message: string): void {
-  process.stderr.write(`[bench:pipeline ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
-}
+const log = benchLog('pipeline');
 
 function run(row: Row, spec: WorkloadSpec, rate: number | undefined, warmup: number, seconds: number): Promise<RunSample> {
   if (row.engine === 'rxjs') return runRx(spec, rate, warmup, seconds);
@@ -162,18 +161,17 @@ async function main(o: PipelineBenchOptions): Promise<void> {
             }),
         ),
       }));
-      const svg = latencyChart(chartRows, depths, `Keyed windowed count: end-to-end latency by mode and pipeline depth (local runner, ${new Date().toISOString().slice(0, 10)})`, STREAM_P99_TARGET_MS);
+      const svg = latencyChart(chartRows, depths, `Keyed windowed count: end-to-end latency by mode and pipeline depth (local runner, ${today()})`, STREAM_P99_TARGET_MS);
       await mkdir(dirname(o.svg), { recursive: true });
       await writeFile(o.svg, svg);
       log(`wrote ${o.svg}`);
     }
-    const extra = process.argv.slice(2);
     const section = docsSection(cells, {
       options: o,
       machine: m,
       rxjs: rxjsVersion(),
-      date: new Date().toISOString().slice(0, 10),
-      command: 'npm run bench:pipeline' + (extra.length ? ` -- ${extra.join(' ')}` : ''),
+      date: today(),
+      command: benchCommand('pipeline'),
       elapsedSeconds: (performance.now() - began) / 1000,
       svgPath: o.svg,
       docsPath: o.docs,
@@ -184,22 +182,4 @@ async function main(o: PipelineBenchOptions): Promise<void> {
   }
 }
 
-const parsed = (() => {
-  try {
-    return parseOptions(process.argv.slice(2));
-  } catch (err) {
-    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n\n${USAGE}\n`);
-    process.exit(2);
-  }
-})();
-if (parsed === 'help') {
-  process.stdout.write(USAGE + '\n');
-} else {
-  try {
-    await main(parsed);
-    process.exit(0);
-  } catch (err) {
-    process.stderr.write(`bench:pipeline failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    process.exit(1);
-  }
-}
+await runBench({ name: 'pipeline', usage: USAGE, parse: parseOptions, main });

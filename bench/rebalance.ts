@@ -12,7 +12,6 @@
 import { performance } from 'node:perf_hooks';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { cleanup, installSignalHandlers } from './lib/cleanup.js';
 import { redisVersion } from './lib/redis-cluster.js';
 import { formatLatency, machineInfo } from './lib/report.js';
 import { formatSize, parseOptions, USAGE, type RebalanceOptions, type SystemName } from './lib/rebalance/options.js';
@@ -21,10 +20,9 @@ import { runShardflow } from './lib/rebalance/shardflow-side.js';
 import { checkRedisTools, runRedis } from './lib/rebalance/redis-side.js';
 import type { RunResult } from './lib/rebalance/result.js';
 import { docsSection, moveMBps, movedRatio, runsTable, summaryTable, verdicts, writeDocs } from './lib/rebalance/report.js';
+import { benchCommand, benchLog, runBench, today } from './lib/main.js';
 
-function log(message: string): void {
-  process.stderr.write(`[bench:rebalance ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
-}
+const log = benchLog('rebalance');
 
 function describe(r: RunResult): string {
   return (
@@ -76,8 +74,7 @@ async function main(options: RebalanceOptions): Promise<void> {
   }
 
   const machine = machineInfo(await redisVersion());
-  const extra = process.argv.slice(2);
-  const command = 'npm run bench:rebalance' + (extra.length ? ` -- ${extra.join(' ')}` : '');
+  const command = benchCommand('rebalance');
   process.stdout.write(
     '\n' + summaryTable(results) + '\n\n' + verdicts(results).join('\n') + '\n\n' + runsTable(results) + '\n' +
       `\n${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB; Node ${machine.node}; Redis ${machine.redis}\n`,
@@ -88,7 +85,7 @@ async function main(options: RebalanceOptions): Promise<void> {
       const section = docsSection(results, {
         options,
         machine,
-        date: new Date().toISOString().slice(0, 10),
+        date: today(),
         command,
         elapsedSeconds: (performance.now() - began) / 1000,
         keys: count,
@@ -101,27 +98,10 @@ async function main(options: RebalanceOptions): Promise<void> {
   }
 }
 
-const parsed = (() => {
-  try {
-    return parseOptions(process.argv.slice(2));
-  } catch (err) {
-    process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n\n${USAGE}\n`);
-    process.exit(2);
-  }
-})();
-if (parsed === 'help') {
-  process.stdout.write(USAGE + '\n');
-} else {
-  installSignalHandlers();
-  let failed = false;
-  try {
-    await main(parsed);
-  } catch (err) {
-    failed = true;
-    process.stderr.write(`bench:rebalance failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  } finally {
-    log('stopping clusters and removing temporary directories');
-    await cleanup();
-  }
-  process.exit(failed ? 1 : 0);
-}
+await runBench({
+  name: 'rebalance',
+  usage: USAGE,
+  parse: parseOptions,
+  main,
+  stopping: 'stopping clusters and removing temporary directories',
+});

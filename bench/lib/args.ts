@@ -1,6 +1,7 @@
 /** Command-line options of `npm run bench:kv` (pass them after `--`: `npm run bench:kv -- --seconds 10`). */
 import { parseArgs } from 'node:util';
 import { tmpdir } from 'node:os';
+import { COMMON_ARGS, PROCESS_ARGS, docsPath, list, positive, runLengths } from './options.js';
 
 export type SystemName = 'shardflow' | 'redis';
 export type OpName = 'put' | 'get';
@@ -47,45 +48,21 @@ export const USAGE = `usage: npm run bench:kv -- [options]
   --cpu-prof-dir DIR   profile shardflow's node processes (V8 .cpuprofile files into DIR)
   --help`;
 
-function positive(name: string, text: string | undefined, fallback: number, integer = true): number {
-  if (text === undefined) return fallback;
-  const n = Number(text);
-  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) {
-    throw new Error(`--${name} must be a positive ${integer ? 'integer' : 'number'}, not ${JSON.stringify(text)}`);
-  }
-  return n;
-}
-
-function list<T extends string>(name: string, text: string | undefined, allowed: readonly T[]): T[] {
-  if (text === undefined) return [...allowed];
-  const items = text.split(',').map((s) => s.trim()).filter(Boolean);
-  for (const item of items) {
-    if (!allowed.includes(item as T)) throw new Error(`--${name}: ${item} is not one of ${allowed.join(', ')}`);
-  }
-  if (items.length === 0) throw new Error(`--${name} is empty`);
-  return [...new Set(items)] as T[];
-}
-
 export function parseOptions(argv: string[]): BenchOptions | 'help' {
   const { values } = parseArgs({
     args: argv,
     strict: true,
     options: {
-      repeats: { type: 'string' },
+      ...COMMON_ARGS,
+      ...PROCESS_ARGS,
       seconds: { type: 'string' },
-      warmup: { type: 'string' },
       concurrency: { type: 'string' },
       keyspace: { type: 'string' },
       'value-bytes': { type: 'string' },
       systems: { type: 'string' },
       ops: { type: 'string' },
       nodes: { type: 'string' },
-      docs: { type: 'string' },
-      'no-docs': { type: 'boolean' },
       'no-engine-floor': { type: 'boolean' },
-      tmp: { type: 'string' },
-      'cpu-prof-dir': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) return 'help';
@@ -93,16 +70,14 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
   const valueBytes = positive('value-bytes', values['value-bytes'], 100);
   if (valueBytes < 40) throw new Error('--value-bytes must be at least 40');
   return {
-    repeats: positive('repeats', values.repeats, 3),
-    seconds: positive('seconds', values.seconds, 5, false),
-    warmup: values.warmup === '0' ? 0 : positive('warmup', values.warmup, 1, false),
+    ...runLengths(values),
     concurrency,
     keyspace: positive('keyspace', values.keyspace, 100_000),
     valueBytes,
     systems: list('systems', values.systems, ['shardflow', 'redis'] as const),
     ops: list('ops', values.ops, ['put', 'get'] as const),
     nodes: positive('nodes', values.nodes, 3),
-    docs: values['no-docs'] ? undefined : (values.docs ?? 'docs/benchmarks.md'),
+    docs: docsPath(values),
     engineFloor: !values['no-engine-floor'],
     tmp: values.tmp ?? tmpdir(),
     cpuProfDir: values['cpu-prof-dir'],

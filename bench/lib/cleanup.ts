@@ -105,3 +105,22 @@ export function installSignalHandlers(): void {
     if (!finished) emergencyCleanup();
   });
 }
+
+/**
+ * Starts a resource whose `stop` must run whatever way the benchmark ends: `stop` is registered for the cleanup
+ * while the resource lives, and run (the error rethrown) if `start` fails. `start` gets `release`, the stop to hand
+ * out: it drops the registration, then stops.
+ */
+export async function owned<T>(name: string, stop: () => Promise<void>, start: (release: () => Promise<void>) => Promise<T>): Promise<T> {
+  const drop = onCleanup(name, stop);
+  const release = async () => {
+    drop();
+    await stop();
+  };
+  try {
+    return await start(release);
+  } catch (err) {
+    await release();
+    throw err;
+  }
+}

@@ -7,7 +7,7 @@ import { mkdtemp, mkdir, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { onCleanup, trackDir, trackPid, untrackDir, untrackPid } from './cleanup.js';
+import { owned, trackDir, trackPid, untrackDir, untrackPid } from './cleanup.js';
 
 const run = promisify(execFile);
 
@@ -18,7 +18,7 @@ export interface RedisCluster {
   stop(): Promise<void>;
 }
 
-function canBind(port: number): Promise<boolean> {
+export function canBind(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const server = createServer();
     server.once('error', () => resolve(false));
@@ -26,18 +26,20 @@ function canBind(port: number): Promise<boolean> {
   });
 }
 
-/** A free port P whose cluster-bus port P + 10000 is free too. */
-async function freeClusterPort(taken: Set<number>): Promise<number> {
+/** A free port P whose cluster-bus port P + 10000 is free too, clear of the ports (and bus ports) `taken`. */
+export async function freeClusterPort(taken: Iterable<number>): Promise<number> {
+  const used = [...taken];
   for (let attempt = 0; attempt < 200; attempt++) {
     const port = 20_000 + Math.floor(Math.random() * 35_000);
-    if (taken.has(port) || taken.has(port + 10_000) || taken.has(port - 10_000)) continue;
+    if (used.some((t) => Math.abs(t - port) % 10_000 === 0 || Math.abs(t - port) < 2)) continue;
     if ((await canBind(port)) && (await canBind(port + 10_000))) return port;
   }
   throw new Error('no free port pair (P, P+10000) found for redis-server');
 }
 
-async function cli(args: string[], timeout = 10_000): Promise<string> {
-  const { stdout } = await run('redis-cli', args, { timeout });
+/** Runs redis-cli with these arguments; resolves with its stdout. */
+export async function redisCli(args: string[], timeout = 10_000, maxBuffer?: number): Promise<string> {
+  const { stdout } = await run('redis-cli', args, maxBuffer === undefined ? { timeout } : { timeout, maxBuffer });
   return stdout;
 }
 
@@ -54,7 +56,8 @@ async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 
   }
 }
 
-function stopProcess(child: ChildProcess, graceMs = 5000): Promise<void> {
+/** SIGTERM, then SIGKILL after `graceMs`; resolves once the process has exited. */
+export function stopProcess(child: ChildProcess, graceMs = 5000): Promise<void> {
   return new Promise((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) return resolve();
     const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
@@ -64,6 +67,32 @@ function stopProcess(child: ChildProcess, graceMs = 5000): Promise<void> {
     });
     child.kill('SIGTERM');
   });
+}
+
+/**
+ * One cluster-enabled master in `dir` (AOF with `appendfsync everysec`, no RDB snapshots), its pid tracked for the
+ * cleanup. Returns at once: wait for it to answer PING.
+ */
+export function spawnRedisMaster(port: number, dir: string): ChildProcess {
+  const child = spawn(
+    'redis-server',
+    [
+      '--port', String(port),
+      '--bind', '127.0.0.1',
+      '--cluster-enabled', 'yes',
+      '--cluster-config-file', join(dir, 'nodes.conf'),
+      '--dir', dir,
+      '--appendonly', 'yes',
+      '--appendfsync', 'everysec',
+      '--save', '',
+      '--daemonize', 'no',
+      '--logfile', join(dir, 'redis.log'),
+    ],
+    { stdio: 'ignore' },
+  );
+  trackPid(child.pid);
+  child.once('error', (err) => process.stderr.write(`redis-server on ${port}: ${err.message}\n`));
+  return child;
 }
 
 /** Starts the masters, creates the cluster, and resolves once every master reports `cluster_state:ok`. */
@@ -77,8 +106,7 @@ export async function startRedisCluster(parent: string, masters: number): Promis
     await rm(root, { recursive: true, force: true });
     untrackDir(root);
   };
-  const dropCleanup = onCleanup('redis cluster', stop);
-  try {
+  return owned('redis cluster', stop, async (release) => {
     const taken = new Set<number>();
     const ports: number[] = [];
     for (let i = 0; i < masters; i++) {
@@ -89,52 +117,27 @@ export async function startRedisCluster(parent: string, masters: number): Promis
     for (const port of ports) {
       const dir = join(root, String(port));
       await mkdir(dir);
-      const child = spawn(
-        'redis-server',
-        [
-          '--port', String(port),
-          '--bind', '127.0.0.1',
-          '--cluster-enabled', 'yes',
-          '--cluster-config-file', join(dir, 'nodes.conf'),
-          '--dir', dir,
-          '--appendonly', 'yes',
-          '--appendfsync', 'everysec',
-          '--save', '',
-          '--daemonize', 'no',
-          '--logfile', join(dir, 'redis.log'),
-        ],
-        { stdio: 'ignore' },
-      );
-      children.push(child);
-      trackPid(child.pid);
-      child.once('error', (err) => process.stderr.write(`redis-server on ${port}: ${err.message}\n`));
+      children.push(spawnRedisMaster(port, dir));
     }
     for (const port of ports) {
-      await waitFor(`redis-server on ${port}`, async () => (await cli(['-p', String(port), 'ping'])).trim() === 'PONG');
+      await waitFor(`redis-server on ${port}`, async () => (await redisCli(['-p', String(port), 'ping'])).trim() === 'PONG');
     }
-    await cli(
+    await redisCli(
       ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'],
       60_000,
     );
     for (const port of ports) {
       await waitFor(`cluster_state:ok on ${port}`, async () =>
-        (await cli(['-p', String(port), 'cluster', 'info'])).includes('cluster_state:ok'),
+        (await redisCli(['-p', String(port), 'cluster', 'info'])).includes('cluster_state:ok'),
       );
     }
     return {
       root,
       ports,
       pids: children.map((c) => c.pid!).filter(Boolean),
-      stop: async () => {
-        dropCleanup();
-        await stop();
-      },
+      stop: release,
     };
-  } catch (err) {
-    dropCleanup();
-    await stop();
-    throw err;
-  }
+  });
 }
 
 export async function redisVersion(): Promise<string> {

@@ -1,11 +1,10 @@
 /** The results table (markdown, also printed), the machine it ran on, and the docs/benchmarks.md section. */
-import { readFileSync, existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { cpus, totalmem, availableParallelism, release } from 'node:os';
-import { dirname } from 'node:path';
 import { median, type Sample } from './load.js';
 import type { BenchOptions, OpName, SystemName } from './args.js';
 import type { FloorResult } from './engine-floor.js';
+import { writeDocsSection } from './docs.js';
 
 export const START_MARKER = '<!-- bench:kv start -->';
 export const END_MARKER = '<!-- bench:kv end -->';
@@ -281,23 +280,7 @@ export function docsSection(cells: Cell[], meta: ReportMeta): string {
   return lines.join('\n');
 }
 
-const INTRO = `# Benchmarks
-
-Measurements of shardflow against established systems, made by the scripts in \`bench/\`. Each section is written by
-its script; rerun the script to refresh it (the text between its markers is replaced, the rest is kept).
-
-`;
-
 /** Replaces the bench:kv section of the docs file (creating the file, or appending the section, if needed). */
 export async function writeDocs(path: string, section: string): Promise<void> {
-  let text = existsSync(path) ? await readFile(path, 'utf8') : INTRO;
-  const start = text.indexOf(START_MARKER);
-  const end = text.indexOf(END_MARKER);
-  if (start >= 0 && end > start) {
-    text = text.slice(0, start) + section + text.slice(end + END_MARKER.length);
-  } else {
-    text = text.replace(/\s*$/, '\n\n') + section + '\n';
-  }
-  await mkdir(dirname(path), { recursive: true });
-  await writeFile(path, text);
+  await writeDocsSection(path, section, { start: START_MARKER, end: END_MARKER });
 }

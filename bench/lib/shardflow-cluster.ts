@@ -1,9 +1,9 @@
 /** A throw-away local shardflow cluster (embedded coordinator + N storage node processes) in a temporary directory. */
 import { mkdtemp, rm } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { startLocalCluster, stopLocalCluster } from '../../src/cluster/local-cluster.js';
-import { onCleanup, trackDir, trackPid, untrackDir, untrackPid } from './cleanup.js';
+import { owned, trackDir, trackPid, untrackDir, untrackPid } from './cleanup.js';
+import { withProfiledChildren } from './cpu-profile.js';
 
 export interface ShardflowCluster {
   dir: string;
@@ -30,34 +30,12 @@ export async function startShardflowCluster(
     await rm(dir, { recursive: true, force: true });
     untrackDir(dir);
   };
-  const dropCleanup = onCleanup('shardflow cluster', stop);
-  // Node processes inherit this process's environment: that is how they get profiled when asked (Node 20 refuses
-  // --cpu-prof in NODE_OPTIONS, so a preloaded module runs the profiler instead; see cpu-profile-preload.mjs).
-  const savedNodeOptions = process.env.NODE_OPTIONS;
-  if (options.cpuProfDir) {
-    const preload = fileURLToPath(new URL('./cpu-profile-preload.mjs', import.meta.url));
-    process.env.SHARDFLOW_BENCH_CPU_PROF_DIR = resolve(options.cpuProfDir);
-    process.env.NODE_OPTIONS = `${savedNodeOptions ?? ''} --import "${preload}"`.trim();
-  }
-  try {
-    const cluster = await startLocalCluster({ dir, storage, compute: 0 });
-    for (const pid of [cluster.coordinatorPid, ...cluster.nodes.map((n) => n.pid)]) if (pid) pids.push(pid);
-    for (const pid of pids) trackPid(pid);
-    return {
-      dir,
-      pids,
-      stop: async () => {
-        dropCleanup();
-        await stop();
-      },
-    };
-  } catch (err) {
-    dropCleanup();
-    await stop();
-    throw err;
-  } finally {
-    if (savedNodeOptions === undefined) delete process.env.NODE_OPTIONS;
-    else process.env.NODE_OPTIONS = savedNodeOptions;
-    delete process.env.SHARDFLOW_BENCH_CPU_PROF_DIR;
-  }
+  return owned('shardflow cluster', stop, (release) =>
+    withProfiledChildren(options.cpuProfDir, async () => {
+      const cluster = await startLocalCluster({ dir, storage, compute: 0 });
+      for (const pid of [cluster.coordinatorPid, ...cluster.nodes.map((n) => n.pid)]) if (pid) pids.push(pid);
+      for (const pid of pids) trackPid(pid);
+      return { dir, pids, stop: release };
+    }),
+  );
 }

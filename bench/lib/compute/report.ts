@@ -1,12 +1,10 @@
 /** bench:compute's results table (markdown, also printed) and its section of docs/benchmarks.md. */
-import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import { dirname } from 'node:path';
 import { median } from '../load.js';
 import { END_MARKER as KV_END_MARKER, formatLatency, type Machine } from '../report.js';
 import type { ComputeOptions, ComputeSystem } from './args.js';
 import type { CallSample } from './load.js';
+import { writeDocsSection } from '../docs.js';
 
 export const START_MARKER = '<!-- bench:compute start -->';
 export const END_MARKER = '<!-- bench:compute end -->';
@@ -240,20 +238,5 @@ export function docsSection(cells: ComputeCell[], meta: ComputeReportMeta): stri
  * section (or at the end). Everything outside the markers is kept as it is.
  */
 export async function writeComputeDocs(path: string, section: string): Promise<void> {
-  let text = existsSync(path) ? await readFile(path, 'utf8') : '# Benchmarks\n';
-  const start = text.indexOf(START_MARKER);
-  const end = text.indexOf(END_MARKER);
-  if (start >= 0 && end > start) {
-    text = text.slice(0, start) + section + text.slice(end + END_MARKER.length);
-  } else {
-    const kvEnd = text.indexOf(KV_END_MARKER);
-    if (kvEnd >= 0) {
-      const at = kvEnd + KV_END_MARKER.length;
-      text = text.slice(0, at) + '\n\n' + section + text.slice(at);
-    } else {
-      text = text.replace(/\s*$/, '\n\n') + section + '\n';
-    }
-  }
-  await mkdir(dirname(path), { recursive: true });
-  await writeFile(path, text);
+  await writeDocsSection(path, section, { start: START_MARKER, end: END_MARKER, after: KV_END_MARKER }, '# Benchmarks\n');
 }

@@ -13,7 +13,9 @@ import moleculer from 'moleculer';
 import { startLocalCluster, stopLocalCluster } from '../../../src/cluster/local-cluster.js';
 import { terminate } from '../../../src/cluster/spawn.js';
 import { connect } from '../../../src/client/index.js';
-import { onCleanup, trackDir, trackPid, untrackDir, untrackPid } from '../cleanup.js';
+import { owned, trackDir, trackPid, untrackDir, untrackPid } from '../cleanup.js';
+import { CPU_PROFILE_PRELOAD, withProfiledChildren } from '../cpu-profile.js';
+import { benchLog } from '../main.js';
 import type { ComputeSystem } from './args.js';
 import { brokerOptions, ECHO_ACTION, loopbackOnly, transporterPort } from './moleculer-config.js';
 
@@ -30,13 +32,10 @@ export interface CallTarget {
   close(): Promise<void>;
 }
 
-const PRELOAD = fileURLToPath(new URL('../cpu-profile-preload.mjs', import.meta.url));
 const SERVICES = fileURLToPath(new URL('./services.ts', import.meta.url));
 const MOLECULER_NODE = fileURLToPath(new URL('./moleculer-node.ts', import.meta.url));
 
-function log(message: string): void {
-  process.stderr.write(`[bench:compute ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
-}
+const log = benchLog('compute');
 
 async function poll(what: string, timeoutMs: number, ready: () => boolean | Promise<boolean>): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -68,50 +67,35 @@ export async function startShardflow(parent: string, servers: number, cpuProfDir
     await rm(dir, { recursive: true, force: true });
     untrackDir(dir);
   };
-  const dropCleanup = onCleanup('shardflow cluster', stop);
-  // Node processes inherit this environment: that is how they get profiled when asked (see cpu-profile-preload.mjs).
-  const savedNodeOptions = process.env.NODE_OPTIONS;
-  if (cpuProfDir) {
-    process.env.SHARDFLOW_BENCH_CPU_PROF_DIR = resolve(cpuProfDir);
-    process.env.NODE_OPTIONS = `${savedNodeOptions ?? ''} --import "${PRELOAD}"`.trim();
-  }
-  try {
-    const cluster = await startLocalCluster({ dir, storage: 1, compute: servers, services: SERVICES });
-    for (const pid of [cluster.coordinatorPid, ...cluster.nodes.map((n) => n.pid)]) {
-      if (pid) {
-        pids.push(pid);
-        trackPid(pid);
+  // Node processes inherit this environment: that is how they get profiled when asked (see cpu-profile.ts).
+  return owned('shardflow cluster', stop, (release) =>
+    withProfiledChildren(cpuProfDir, async () => {
+      const cluster = await startLocalCluster({ dir, storage: 1, compute: servers, services: SERVICES });
+      for (const pid of [cluster.coordinatorPid, ...cluster.nodes.map((n) => n.pid)]) {
+        if (pid) {
+          pids.push(pid);
+          trackPid(pid);
+        }
       }
-    }
-    const serverPids = cluster.nodes.filter((n) => n.role === 'compute').map((n) => n.pid!);
-    const supportPids = pids.filter((p) => !serverPids.includes(p));
-    const c = (client = await connect({ dir }));
-    await poll(`the shardflow client to see ${servers} instances of echo`, 30_000, () => {
-      return (c.serviceInstances().get('echo')?.length ?? 0) === servers;
-    });
-    const instances = c.serviceInstances().get('echo')!;
-    log(`shardflow client sees echo on ${instances.join(', ')}`);
-    const options = { strategy: 'round-robin' } as const;
-    return {
-      system: 'shardflow',
-      call: (payload) => c.call('echo', payload, options),
-      serverPids,
-      supportPids,
-      description: `shardflow ${packageVersion('.')}`,
-      close: async () => {
-        dropCleanup();
-        await stop();
-      },
-    };
-  } catch (err) {
-    dropCleanup();
-    await stop();
-    throw err;
-  } finally {
-    if (savedNodeOptions === undefined) delete process.env.NODE_OPTIONS;
-    else process.env.NODE_OPTIONS = savedNodeOptions;
-    delete process.env.SHARDFLOW_BENCH_CPU_PROF_DIR;
-  }
+      const serverPids = cluster.nodes.filter((n) => n.role === 'compute').map((n) => n.pid!);
+      const supportPids = pids.filter((p) => !serverPids.includes(p));
+      const c = (client = await connect({ dir }));
+      await poll(`the shardflow client to see ${servers} instances of echo`, 30_000, () => {
+        return (c.serviceInstances().get('echo')?.length ?? 0) === servers;
+      });
+      const instances = c.serviceInstances().get('echo')!;
+      log(`shardflow client sees echo on ${instances.join(', ')}`);
+      const options = { strategy: 'round-robin' } as const;
+      return {
+        system: 'shardflow',
+        call: (payload) => c.call('echo', payload, options),
+        serverPids,
+        supportPids,
+        description: `shardflow ${packageVersion('.')}`,
+        close: release,
+      };
+    }),
+  );
 }
 
 interface SpawnedNode {
@@ -125,7 +109,7 @@ function spawnMoleculerNode(id: string, logFile: string, cpuProfDir?: string, ti
   const args = ['--import', 'tsx'];
   const env = { ...process.env };
   if (cpuProfDir) {
-    args.push('--import', PRELOAD);
+    args.push('--import', CPU_PROFILE_PRELOAD);
     env.SHARDFLOW_BENCH_CPU_PROF_DIR = resolve(cpuProfDir);
   }
   args.push(MOLECULER_NODE, '--id', id);
@@ -195,8 +179,7 @@ export async function startMoleculer(parent: string, servers: number, cpuProfDir
     await rm(dir, { recursive: true, force: true });
     untrackDir(dir);
   };
-  const dropCleanup = onCleanup('Moleculer brokers', stop);
-  try {
+  return owned('Moleculer brokers', stop, async (release) => {
     const ids = Array.from({ length: servers }, (_, i) => `mol-s${i + 1}`);
     const started = await Promise.allSettled(ids.map((id) => spawnMoleculerNode(id, join(dir, 'logs', `${id}.log`), cpuProfDir)));
     for (const s of started) if (s.status === 'fulfilled') nodes.push(s.value);
@@ -229,16 +212,9 @@ export async function startMoleculer(parent: string, servers: number, cpuProfDir
       serverPids: nodes.map((n) => n.pid),
       supportPids: [],
       description: `Moleculer ${moleculerVersion()}`,
-      close: async () => {
-        dropCleanup();
-        await stop();
-      },
+      close: release,
     };
-  } catch (err) {
-    dropCleanup();
-    await stop();
-    throw err;
-  }
+  });
 }
 
 function packageVersion(path: string): string {

@@ -1,6 +1,7 @@
 /** Command-line options of `npm run bench:pipeline` (after `--`: `npm run bench:pipeline -- --repeats 1`). */
 import { parseArgs } from 'node:util';
 import { parseDuration } from '../../../src/processing/index.js';
+import { COMMON_ARGS, docsPath, positive } from '../options.js';
 
 export interface PipelineBenchOptions {
   repeats: number;
@@ -39,37 +40,24 @@ export const USAGE = `usage: npm run bench:pipeline -- [options]
   --no-docs             print only (no docs section, no chart)
   --help`;
 
-function positive(name: string, text: string | undefined, fallback: number, integer = true): number {
-  if (text === undefined) return fallback;
-  const n = Number(text);
-  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) {
-    throw new Error(`--${name} must be a positive ${integer ? 'integer' : 'number'}, not ${JSON.stringify(text)}`);
-  }
-  return n;
-}
-
 export function parseOptions(argv: string[]): PipelineBenchOptions | 'help' {
   const { values } = parseArgs({
     args: argv,
     strict: true,
     options: {
-      repeats: { type: 'string' },
+      ...COMMON_ARGS,
       seconds: { type: 'string' },
       'latency-seconds': { type: 'string' },
-      warmup: { type: 'string' },
       keys: { type: 'string' },
       window: { type: 'string' },
       depths: { type: 'string' },
       triggers: { type: 'string' },
       'no-rx': { type: 'boolean' },
-      docs: { type: 'string' },
       svg: { type: 'string' },
-      'no-docs': { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) return 'help';
-  const docs = values['no-docs'] ? undefined : (values.docs ?? 'docs/benchmarks.md');
+  const docs = docsPath(values);
   return {
     repeats: positive('repeats', values.repeats, 3),
     throughputSeconds: positive('seconds', values.seconds, 2.5, false),

@@ -1,11 +1,10 @@
 /** The table, the verdicts and the docs/benchmarks.md section of `npm run bench:pipeline`. */
-import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, relative } from 'node:path';
 import { median } from '../load.js';
 import type { Machine } from '../report.js';
 import type { PipelineBenchOptions } from './args.js';
 import type { RunSample } from './workload.js';
+import { writeDocsSection } from '../docs.js';
 
 export const START_MARKER = '<!-- bench:pipeline start -->';
 export const END_MARKER = '<!-- bench:pipeline end -->';
@@ -171,20 +170,7 @@ export function docsSection(cells: PipelineCell[], meta: SectionMeta): string {
   return lines.join('\n');
 }
 
-const INTRO = `# Benchmarks
-
-Measurements of shardflow against established systems, made by the scripts in \`bench/\`. Each section is written by
-its script; rerun the script to refresh it (the text between its markers is replaced, the rest is kept).
-
-`;
-
 /** Replaces the bench:pipeline section (appending it if there is none); other sections are left as they are. */
 export async function writeDocs(path: string, section: string): Promise<void> {
-  let text = existsSync(path) ? await readFile(path, 'utf8') : INTRO;
-  const start = text.indexOf(START_MARKER);
-  const end = text.indexOf(END_MARKER);
-  if (start >= 0 && end > start) text = text.slice(0, start) + section + text.slice(end + END_MARKER.length);
-  else text = text.replace(/\s*$/, '\n\n') + section + '\n';
-  await mkdir(dirname(path), { recursive: true });
-  await writeFile(path, text);
+  await writeDocsSection(path, section, { start: START_MARKER, end: END_MARKER });
 }

@@ -1,6 +1,7 @@
 /** Command-line options of `npm run bench:rebalance` (pass them after `--`: `npm run bench:rebalance -- --size 50mb`). */
 import { parseArgs } from 'node:util';
 import { tmpdir } from 'node:os';
+import { COMMON_ARGS, PROCESS_ARGS, docsPath } from '../options.js';
 
 export type SystemName = 'shardflow' | 'redis';
 
@@ -94,23 +95,18 @@ export function parseOptions(argv: string[]): RebalanceOptions | 'help' {
     args: argv,
     strict: true,
     options: {
+      ...COMMON_ARGS,
+      ...PROCESS_ARGS,
       size: { type: 'string' },
       'value-size': { type: 'string' },
       repeat: { type: 'string' },
-      repeats: { type: 'string' },
       concurrency: { type: 'string' },
       rate: { type: 'string' },
       'write-ratio': { type: 'string' },
-      warmup: { type: 'string' },
       baseline: { type: 'string' },
       'move-concurrency': { type: 'string' },
       'redis-pipeline': { type: 'string' },
       systems: { type: 'string' },
-      docs: { type: 'string' },
-      'no-docs': { type: 'boolean' },
-      tmp: { type: 'string' },
-      'cpu-prof-dir': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) return 'help';
@@ -134,7 +130,7 @@ export function parseOptions(argv: string[]): RebalanceOptions | 'help' {
     moveConcurrency: number('move-concurrency', values['move-concurrency'], 4, { integer: true, min: 1, max: 64 }),
     redisPipeline: number('redis-pipeline', values['redis-pipeline'], 10, { integer: true, min: 1 }),
     systems: [...new Set(systems)] as SystemName[],
-    docs: values['no-docs'] ? undefined : (values.docs ?? 'docs/benchmarks.md'),
+    docs: docsPath(values),
     tmp: values.tmp ?? tmpdir(),
     cpuProfDir: values['cpu-prof-dir'],
   };

@@ -4,16 +4,15 @@
  * `redis-cli --cluster add-node` and the slots rebalanced onto it with
  * `redis-cli --cluster rebalance --cluster-use-empty-masters`, then every key read back.
  */
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { spawn, execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Cluster, Redis } from 'ioredis';
-import { startRedisCluster } from '../redis-cluster.js';
-import { onCleanup, trackDir, trackPid, untrackDir, untrackPid } from '../cleanup.js';
-import { Foreground, forEachIndex, verifyAll, type Values } from './workload.js';
-import { cpuOf, cpuSecondsBetween, sleep, waitFor } from './proc.js';
+import { freeClusterPort, redisCli, spawnRedisMaster, startRedisCluster, stopProcess } from '../redis-cluster.js';
+import { onCleanup, owned, trackDir, trackPid, untrackDir, untrackPid } from '../cleanup.js';
+import { forEachIndex, loadedLine, startForeground, verifyAll, type Values } from './workload.js';
+import { cpuOf, cpuSecondsBetween, waitFor } from './proc.js';
 import { cpuSnapshot } from '../cpu.js';
 import { monotonicUs, type RunResult } from './result.js';
 import type { RebalanceOptions } from './options.js';
@@ -36,38 +35,8 @@ export async function checkRedisTools(): Promise<void> {
   }
 }
 
-function canBind(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-  });
-}
-
-async function freeClusterPort(taken: number[]): Promise<number> {
-  for (let attempt = 0; attempt < 200; attempt++) {
-    const port = 20_000 + Math.floor(Math.random() * 35_000);
-    if (taken.some((t) => Math.abs(t - port) % 10_000 === 0 || Math.abs(t - port) < 2)) continue;
-    if ((await canBind(port)) && (await canBind(port + 10_000))) return port;
-  }
-  throw new Error('no free port pair (P, P+10000) found for redis-server');
-}
-
 async function cli(args: string[], timeout = 30_000): Promise<string> {
-  const { stdout } = await run('redis-cli', args, { timeout, maxBuffer: 64 * 2 ** 20 });
-  return stdout;
-}
-
-function stopProcess(child: ChildProcess, graceMs = 5000): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    child.kill('SIGTERM');
-  });
+  return redisCli(args, timeout, 64 * 2 ** 20);
 }
 
 /** Runs a long redis-cli command, keeping the tail of its output for errors; `onLine` sees each line. */
@@ -135,46 +104,17 @@ async function startExtraMaster(parent: string, taken: number[]): Promise<{ port
   const dir = await mkdtemp(join(parent, 'shardflow-bench-redis4-'));
   trackDir(dir);
   const port = await freeClusterPort(taken);
-  const child = spawn(
-    'redis-server',
-    [
-      '--port', String(port),
-      '--bind', '127.0.0.1',
-      '--cluster-enabled', 'yes',
-      '--cluster-config-file', join(dir, 'nodes.conf'),
-      '--dir', dir,
-      '--appendonly', 'yes',
-      '--appendfsync', 'everysec',
-      '--save', '',
-      '--daemonize', 'no',
-      '--logfile', join(dir, 'redis.log'),
-    ],
-    { stdio: 'ignore' },
-  );
-  trackPid(child.pid);
-  child.once('error', (err) => process.stderr.write(`redis-server on ${port}: ${err.message}\n`));
+  const child = spawnRedisMaster(port, dir);
   const stop = async () => {
     await stopProcess(child);
     untrackPid(child.pid);
     await rm(dir, { recursive: true, force: true });
     untrackDir(dir);
   };
-  const drop = onCleanup('4th redis-server', stop);
-  try {
+  return owned('4th redis-server', stop, async (release) => {
     await waitFor(`redis-server on ${port}`, async () => (await cli(['-p', String(port), 'ping'])).trim() === 'PONG', 20_000, 10);
-  } catch (err) {
-    drop();
-    await stop();
-    throw err;
-  }
-  return {
-    port,
-    pid: child.pid!,
-    stop: async () => {
-      drop();
-      await stop();
-    },
-  };
+    return { port, pid: child.pid!, stop: release };
+  });
 }
 
 export async function runRedis(
@@ -230,21 +170,14 @@ export async function runRedis(
       }
     });
     const loadSeconds = (performance.now() - t0) / 1000;
-    log(`  loaded ${keys.length.toLocaleString('en-US')} keys in ${loadSeconds.toFixed(1)} s (${((keys.length * values.bytes) / 2 ** 20 / loadSeconds).toFixed(0)} MB/s)`);
+    log(loadedLine(keys.length, values, loadSeconds));
 
-    const fg = new Foreground(
+    const { fg, base } = await startForeground(
       { put: (key, value) => client.set(key, value), get: (key) => client.get(key) },
       { keys, values, concurrency: options.concurrency, rate: options.rate, writeRatio: options.writeRatio },
+      options,
+      closers,
     );
-    closers.push(async () => {
-      await fg.stop();
-      fg.destroy();
-    });
-    fg.start();
-    await sleep(options.warmup * 1000);
-    fg.setPhase('baseline');
-    await sleep(options.baseline * 1000);
-    const base = fg.stats('baseline');
 
     const seed = cluster.ports[0]!;
     const before = await slotOwners(seed);

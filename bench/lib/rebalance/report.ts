@@ -1,11 +1,9 @@
 /** The bench:rebalance tables (markdown, also printed), the verdicts on the issue's targets, and the docs section. */
-import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import { median } from '../load.js';
 import { formatLatency, type Machine } from '../report.js';
 import { formatSize, type RebalanceOptions, type SystemName } from './options.js';
 import type { RunResult } from './result.js';
+import { writeDocsSection } from '../docs.js';
 
 export const START_MARKER = '<!-- bench:rebalance start -->';
 export const END_MARKER = '<!-- bench:rebalance end -->';
@@ -352,23 +350,7 @@ export function timelineLines(results: RunResult[]): string[] {
   ];
 }
 
-const INTRO = `# Benchmarks
-
-Measurements of shardflow against established systems, made by the scripts in \`bench/\`. Each section is written by
-its script; rerun the script to refresh it (the text between its markers is replaced, the rest is kept).
-
-`;
-
 /** Replaces the bench:rebalance section of the docs file (appending it if absent). */
 export async function writeDocs(path: string, section: string): Promise<void> {
-  let text = existsSync(path) ? await readFile(path, 'utf8') : INTRO;
-  const start = text.indexOf(START_MARKER);
-  const end = text.indexOf(END_MARKER);
-  if (start >= 0 && end > start) {
-    text = text.slice(0, start) + section + text.slice(end + END_MARKER.length);
-  } else {
-    text = text.replace(/\s*$/, '\n\n') + section + '\n';
-  }
-  await mkdir(dirname(path), { recursive: true });
-  await writeFile(path, text);
+  await writeDocsSection(path, section, { start: START_MARKER, end: END_MARKER });
 }

@@ -4,8 +4,6 @@
  * carried out online — what `shardflow scale storage=4` does (`scaleLocalStorage`), here through the same library
  * calls (`startLocalCluster`, `planRebalance`, `runMoves`) so each step can be timed — then every key read back.
  */
-import { fileURLToPath } from 'node:url';
-import { resolve } from 'node:path';
 import { connect, type ShardflowClient } from '../../../src/client/index.js';
 import { ClusterDir } from '../../../src/config/cluster-dir.js';
 import { scaleLocalStorage, type RebalanceReport } from '../../../src/cluster/rebalance-local.js';
@@ -13,9 +11,10 @@ import type { MoveResult } from '../../../src/migration/index.js';
 import type { RoutingTable } from '../../../src/keyspace/index.js';
 import { startShardflowCluster } from '../shardflow-cluster.js';
 import { onCleanup, trackPid } from '../cleanup.js';
-import { Foreground, forEachIndex, verifyAll, type Values } from './workload.js';
-import { cpuOf, cpuSecondsBetween, sleep, waitFor } from './proc.js';
+import { forEachIndex, loadedLine, startForeground, verifyAll, type Values } from './workload.js';
+import { cpuOf, cpuSecondsBetween, waitFor } from './proc.js';
 import { cpuSnapshot } from '../cpu.js';
+import { withProfiledChildren } from '../cpu-profile.js';
 import { MoveTimeline, describeTimeline } from './timeline.js';
 import { monotonicUs, type RunResult } from './result.js';
 import { formatSize, type RebalanceOptions } from './options.js';
@@ -35,21 +34,6 @@ function keysPerPartition(table: RoutingTable, keys: string[]): Map<number, numb
 }
 
 /** Runs `work` with the profiler preload in the environment of processes started meanwhile (see shardflow-cluster.ts). */
-async function withProfiling<T>(cpuProfDir: string | undefined, work: () => Promise<T>): Promise<T> {
-  if (!cpuProfDir) return work();
-  const saved = process.env.NODE_OPTIONS;
-  const preload = fileURLToPath(new URL('../cpu-profile-preload.mjs', import.meta.url));
-  process.env.SHARDFLOW_BENCH_CPU_PROF_DIR = resolve(cpuProfDir);
-  process.env.NODE_OPTIONS = `${saved ?? ''} --import "${preload}"`.trim();
-  try {
-    return await work();
-  } finally {
-    if (saved === undefined) delete process.env.NODE_OPTIONS;
-    else process.env.NODE_OPTIONS = saved;
-    delete process.env.SHARDFLOW_BENCH_CPU_PROF_DIR;
-  }
-}
-
 export async function runShardflow(
   options: RebalanceOptions,
   repeat: number,
@@ -85,24 +69,17 @@ export async function runShardflow(
       }
     });
     const loadSeconds = (performance.now() - t0) / 1000;
-    log(`  loaded ${keys.length.toLocaleString('en-US')} keys in ${loadSeconds.toFixed(1)} s (${((keys.length * values.bytes) / 2 ** 20 / loadSeconds).toFixed(0)} MB/s)`);
+    log(loadedLine(keys.length, values, loadSeconds));
 
     const timeline = await MoveTimeline.open(cluster.dir);
     closers.push(() => timeline.close());
 
-    const fg = new Foreground(
+    const { fg, base } = await startForeground(
       { put: (key, value) => client.put(NS, key, value), get: (key) => client.get<string>(NS, key) },
       { keys, values, concurrency: options.concurrency, rate: options.rate, writeRatio: options.writeRatio },
+      options,
+      closers,
     );
-    closers.push(async () => {
-      await fg.stop();
-      fg.destroy();
-    });
-    fg.start();
-    await sleep(options.warmup * 1000);
-    fg.setPhase('baseline');
-    await sleep(options.baseline * 1000);
-    const base = fg.stats('baseline');
 
     // Scale out: what `shardflow scale storage=4` does — start s4, take the rebalance lock, plan, check the nodes
     // answer, move — with the driver in this process.
@@ -129,7 +106,7 @@ export async function runShardflow(
     let report: RebalanceReport | undefined;
     let failure: string | undefined;
     try {
-      report = await withProfiling(options.cpuProfDir, () =>
+      report = await withProfiledChildren(options.cpuProfDir, () =>
         scaleLocalStorage(cluster.dir, 4, { concurrency: options.moveConcurrency, write: (line) => lines.push(line) }),
       );
     } catch (err) {

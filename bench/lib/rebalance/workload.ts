@@ -10,6 +10,7 @@
  */
 import * as hdr from 'hdr-histogram-js';
 import { monitorEventLoopDelay, performance, type IntervalHistogram } from 'node:perf_hooks';
+import { sleep } from './proc.js';
 
 export interface KvOps {
   put(key: string, value: string): Promise<unknown>;
@@ -252,4 +253,31 @@ export async function verifyAll(
   });
   if (unreadable >= 1000) examples.push(`stopped checking after ${unreadable} keys could not be read`);
   return { checked: keys.length, lost, unreadable, examples };
+}
+
+/** The line both runs log once the data is loaded: keys, seconds, MB/s. */
+export function loadedLine(keys: number, values: Values, loadSeconds: number): string {
+  return `  loaded ${keys.toLocaleString('en-US')} keys in ${loadSeconds.toFixed(1)} s (${((keys * values.bytes) / 2 ** 20 / loadSeconds).toFixed(0)} MB/s)`;
+}
+
+/**
+ * Starts the foreground load on `ops` (`closers` gets its stop), lets it warm up for `warmup` seconds, then measures
+ * `baseline` seconds of it: resolves with the load, still running, and the baseline phase's stats.
+ */
+export async function startForeground(
+  ops: KvOps,
+  spec: ForegroundSpec,
+  seconds: { warmup: number; baseline: number },
+  closers: (() => Promise<void>)[],
+): Promise<{ fg: Foreground; base: PhaseStats }> {
+  const fg = new Foreground(ops, spec);
+  closers.push(async () => {
+    await fg.stop();
+    fg.destroy();
+  });
+  fg.start();
+  await sleep(seconds.warmup * 1000);
+  fg.setPhase('baseline');
+  await sleep(seconds.baseline * 1000);
+  return { fg, base: fg.stats('baseline') };
 }
