@@ -38,6 +38,7 @@ export {
 export { clusterStatus, type ClusterStatus, type NodeStatus, type NamespaceStatus } from './cluster/status.js';
 export { rebalanceLocal, scaleLocalStorage, type RebalanceOutput, type RebalanceReport } from './cluster/rebalance-local.js';
 export { type MigrationsStatus, type MigrationStatus } from './cluster/status-migrations.js';
+export { type JobStatus } from './cluster/status-jobs.js';
 export {
   MigrationDriver,
   movePartition,

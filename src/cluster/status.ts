@@ -8,6 +8,7 @@ import { Peer } from '../wire/index.js';
 import { splitAddress } from '../client/index.js';
 import { formatAutoscaler, readAutoscalerStates, type AutoscalerTierState } from './autoscale-state.js';
 import { formatMigrations, readMigrationsStatus, type MigrationsStatus } from './status-migrations.js';
+import { formatJobs, readJobsStatus, type JobStatus } from './status-jobs.js';
 
 export interface NodeStatus {
   id: string;
@@ -43,6 +44,8 @@ export interface ClusterStatus {
   autoscaler: AutoscalerTierState[];
   /** Moves in flight (and stuck ones, with why) and the running rebalance, if any. */
   migrations: MigrationsStatus;
+  /** The processing jobs running now (what `shardflow jobs` lists), with the node that runs each. */
+  jobs: JobStatus[];
 }
 
 /** Reads membership and the catalog, and asks each storage node for its numbers. */
@@ -85,7 +88,8 @@ export async function clusterStatus(dirPath?: string): Promise<ClusterStatus> {
     const coordinator = c.kind === 'embedded' ? `embedded ${c.host}:${c.port}` : `etcd ${c.endpoints.join(',')}`;
     const autoscaler = await readAutoscalerStates(client.coordinator).catch(() => []);
     const migrations = await readMigrationsStatus(client.coordinator, client.catalog, client.members);
-    return { dir: dir.root, coordinator, nodes, namespaces, autoscaler, migrations };
+    const jobs = await readJobsStatus(client.coordinator, nodes);
+    return { dir: dir.root, coordinator, nodes, namespaces, autoscaler, migrations, jobs };
   } finally {
     await client.close();
   }
@@ -140,6 +144,7 @@ export function formatStatus(status: ClusterStatus): string {
   if (status.autoscaler?.length) out.push('', ...formatAutoscaler(status.autoscaler));
   const moving = formatMigrations(status.migrations);
   if (moving.length) out.push('', ...moving);
+  if (status.jobs?.length) out.push('', ...formatJobs(status.jobs));
   return out.join('\n');
 }
 

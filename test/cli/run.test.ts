@@ -10,6 +10,7 @@ import { BIN_PATH } from '../../src/cluster/spawn.js';
 import { openCoordinator } from '../../src/client/connect.js';
 import type { Coordinator } from '../../src/coordination/index.js';
 import { listJobs, type RunningJobRecord } from '../../src/processing/job-registry.js';
+import type { JobStatus } from '../../src/cluster/status-jobs.js';
 import { EPOCH, resultKey, type ClickCount } from '../../examples/clicks.js';
 import { startTestCluster, type TestCluster } from '../harness/cluster.js';
 import { awaitJob, awaitJobGone, expectedClicks } from '../harness/jobs.js';
@@ -129,10 +130,12 @@ describe('shardflow run: jobs on a local cluster', () => {
       expect(job.state, stderr).toBe('running');
       expect(job).toMatchObject({ id: 'clicks-live', mode: 'stream', trigger: null, pid: child.pid, file: join(REPO, 'examples/clicks.ts') });
 
-      const [table, json, dup] = await Promise.all([
+      const [table, json, dup, status, statusJson] = await Promise.all([
         run(['jobs', '--dir', cluster.dir]),
         run(['jobs', '--json', '--dir', cluster.dir]),
         run(['run', 'examples/clicks.ts', '--id', 'clicks-live', '--dir', cluster.dir, '--', '--rate', '10']),
+        run(['status', '--dir', cluster.dir]),
+        run(['status', '--json', '--dir', cluster.dir]),
       ]);
       expect(table.code).toBe(0);
       expect(table.stdout).toMatch(/^JOB\s+STATE\s+MODE\s+PID/);
@@ -143,6 +146,20 @@ describe('shardflow run: jobs on a local cluster', () => {
       expect(listed[0]!.metrics!.job).toBe('clicks');
       expect(dup.code).toBe(1);
       expect(dup.stderr).toMatch(/BUSY.*job clicks-live is running already/);
+
+      // `shardflow status` lists it too, with the process that runs it (not a node: `run` runs it in its own).
+      expect(status.code, status.stderr).toBe(0);
+      expect(status.stdout).toMatch(
+        new RegExp(`\\njobs:\\n  clicks-live  running  stream  pid ${child.pid} on \\S+  in [\\d.]+/s \\(\\d+\\)  out [\\d.]+/s \\(\\d+\\)  checkpoint epoch \\d+, [\\d.]+s ago`),
+      );
+      expect(statusJson.code, statusJson.stderr).toBe(0);
+      const statusJobs = (JSON.parse(statusJson.stdout) as { jobs: JobStatus[] }).jobs;
+      expect(statusJobs.map((j) => j.id)).toEqual(['clicks-live']);
+      expect(statusJobs[0]).toMatchObject({ state: 'running', mode: 'stream', trigger: null, node: null, pid: child.pid });
+      expect(statusJobs[0]!.recordsIn).toBeGreaterThan(0);
+      expect(statusJobs[0]!.inPerSec).toBeGreaterThanOrEqual(0);
+      expect(statusJobs[0]!.checkpointEpoch).toBeGreaterThanOrEqual(job.checkpointEpoch!);
+      expect(statusJobs[0]!.checkpointAgeMs).toBeGreaterThanOrEqual(0);
 
       const stop = await run(['stop', 'clicks-live', '--dir', cluster.dir]);
       expect(stop.code, stop.stderr).toBe(0);

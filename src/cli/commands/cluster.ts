@@ -53,9 +53,9 @@ export function registerClusterCommands(program: Command): void {
 
   program
     .command('status')
-    .description('every node with its role, state, address, pid and data; namespaces')
+    .description('every node with its role, state, address, pid and data; namespaces; migrations; running jobs')
     .option('--dir <dir>', 'cluster directory', DEFAULT_CLUSTER_DIR)
-    .option('--json', 'print JSON: {"nodes": [...], "namespaces": [...]}')
+    .option('--json', 'print JSON: {"nodes": [...], "namespaces": [...], "jobs": [...], ...}')
     .action(async (opts: { dir: string; json?: boolean }) => {
       const { clusterStatus, formatStatus } = await import('../../cluster/status.js');
       const status = await clusterStatus(opts.dir);
