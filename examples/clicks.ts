@@ -14,7 +14,8 @@
  * Job arguments:
  * - `--source generator|http` (default generator).
  * - generator: `--rate N` clicks per second (default 1000), `--seconds S` or `--count N` to bound it (unbounded
- *   without), `--seed N` (default 1), `--users N` (default 100). Event time starts at {@link EPOCH} and advances
+ *   without), `--seed N` (default 1), `--users N` (default 100), `--splits N` (default 1: parts read in parallel,
+ *   by the workers of a job on the compute tier; the same clicks whatever N). Event time starts at {@link EPOCH} and advances
  *   `1000 / rate` ms per click, with up to {@link JITTER_MS} of disorder; so windows close as the generator runs.
  * - http: `--port N` (default any free port; the URL is printed), `--log-dir DIR` (default DIR/ingest/clicks).
  * - `--out stdout|FILE.ndjson|ns:NAMESPACE` (default stdout). A namespace gets one key per user and window,
@@ -99,10 +100,12 @@ function source(args: JobArgs, dir: string): Source<unknown> {
     const total = num(args, 'count', seconds === undefined ? undefined : Math.round(rate * seconds), 0);
     const seed = num(args, 'seed', 1, 0)!;
     const users = Math.floor(num(args, 'users', 100, 1)!);
+    const splits = Math.floor(num(args, 'splits', 1, 1)!);
     return generator<Click>({
       name: 'clicks-generator',
       seed,
-      rate,
+      rate: rate / splits,
+      splits,
       ...(total === undefined ? {} : { count: total }),
       make: (i, rng) => makeClick(i, rng, rate, users),
       eventTime: (_i, c) => c.at,

@@ -11,6 +11,7 @@ export type MemberRecord = MemberInfo;
 
 export class MemberView {
   private readonly waiters = new Set<() => void>();
+  private readonly listeners = new Set<() => void>();
   /** `ready()` answers by role, rebuilt only when membership changes (it is on every service call's path). */
   private readyCache = new Map<string, MemberRecord[]>();
   private watch!: MembershipWatch;
@@ -20,8 +21,15 @@ export class MemberView {
     view.watch = await watchMembers(coordinator, () => {
       view.readyCache = new Map();
       for (const w of [...view.waiters]) w();
+      for (const l of [...view.listeners]) l();
     });
     return view;
+  }
+
+  /** Calls `listener` after every change of membership; returns what stops it. */
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
   /** Every member known now. */

@@ -35,6 +35,9 @@ export interface ComputeNodeOptions {
   logger?: Logger;
 }
 
+/** Serves calls of methods outside the node's own (see {@link ComputeNode.route}). */
+export type RouteHandler = (method: string, params: unknown) => unknown;
+
 /** What `node.stats` answers for a compute node. */
 export interface ComputeStats {
   id: string;
@@ -56,7 +59,13 @@ export class ComputeNode {
     private readonly registration: NodeRegistration,
     private readonly options: ComputeNodeOptions,
     private readonly log: Logger,
+    private readonly routes: Map<string, RouteHandler>,
   ) {}
+
+  /** Serves the methods starting with `prefix` (e.g. `job.` for the node's job host) with `handler`. */
+  route(prefix: string, handler: RouteHandler): void {
+    this.routes.set(prefix, handler);
+  }
 
   /**
    * @example
@@ -69,6 +78,7 @@ export class ComputeNode {
     const log = options.logger ?? createLogger(`compute:${options.id}`);
     const host = new ServiceHost(options.id, options.services ?? new Map());
     let node: ComputeNode | undefined;
+    const routes = new Map<string, RouteHandler>();
     const server = new RpcServer({
       secret: options.secret,
       logger: log,
@@ -77,6 +87,7 @@ export class ComputeNode {
         if (method === 'svc.call') return host.call(params);
         if (method === 'node.ping') return { id: options.id, role: 'compute', state: node?.state ?? 'ready' };
         if (method === 'node.stats') return node?.stats();
+        for (const [prefix, route] of routes) if (method.startsWith(prefix)) return route(method, params);
         throw new UnknownMethodError(`unknown method ${method}`);
       },
     });
@@ -87,7 +98,7 @@ export class ComputeNode {
       { id: options.id, role: 'compute', address, capacity: options.capacity ?? 1, pid: process.pid, services: host.names() },
       { ttlMs: options.leaseTtlMs ?? 1000 },
     );
-    node = new ComputeNode(options.id, address, host, server, registration, options, log);
+    node = new ComputeNode(options.id, address, host, server, registration, options, log, routes);
     log.info('compute node ready', { address, services: host.names() });
     return node;
   }

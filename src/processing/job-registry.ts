@@ -72,6 +72,9 @@ export interface RunningJobRecord {
   checkpointEpoch?: number;
   live?: LiveFigures;
   metrics?: MetricsSnapshot;
+  /** A job on the compute tier: its current generation and the compute nodes of its workers, in worker order. */
+  generation?: number;
+  workers?: string[];
 }
 
 /** What a stop request says. */
@@ -192,7 +195,7 @@ export class JobRegistration {
   }
 
   /** Writes the record with these changes (one write at a time; the last one wins). */
-  update(changes: Partial<Pick<RunningJobRecord, 'state' | 'live' | 'metrics' | 'error' | 'checkpointEpoch'>>): Promise<void> {
+  update(changes: Partial<Pick<RunningJobRecord, 'state' | 'live' | 'metrics' | 'error' | 'checkpointEpoch' | 'generation' | 'workers'>>): Promise<void> {
     if (this.closed) return Promise.resolve();
     this.record = { ...this.record, ...changes, updatedAt: new Date().toISOString() };
     return this.enqueue(() => this.put());

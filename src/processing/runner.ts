@@ -35,6 +35,9 @@ import { parseDuration, type Duration } from './units.js';
 
 export type Mode = 'stream' | 'batch';
 
+/** What brought a commit: a checkpoint barrier, a final barrier (a stop), or the end of the input. */
+export type CommitKind = 'barrier' | 'final' | 'end';
+
 /** Most time a job runs without giving the event loop a turn (timers, I/O). */
 const YIELD_EVERY_MS = 10;
 
@@ -190,6 +193,9 @@ export class LocalJob extends EventEmitter implements JobHandle {
     return SplitSet.open(this.plan.source, this.options.parallelism ?? 1, restored?.positions);
   }
 
+  /** Whether a source without splits is worth a warning (a worker of a distributed job may have no share). */
+  protected readonly warnWithoutSplits: boolean = true;
+
   /** Whether this process handles the keys of `slot` (all of them, when it runs the whole job). */
   protected ownsSlot(_slot: number): boolean {
     return true;
@@ -206,8 +212,8 @@ export class LocalJob extends EventEmitter implements JobHandle {
     return { inlet: q, outlet: q };
   }
 
-  /** Makes an epoch's state changes and the positions durable in one step. `end`: the input ended. */
-  protected commitEpoch(checkpoint: Checkpoint, _end: boolean): Promise<void> {
+  /** Makes an epoch's state changes and the positions durable in one step; `how` it came: a barrier, a final one, the end of the input. */
+  protected commitEpoch(checkpoint: Checkpoint, _how: CommitKind): Promise<void> {
     return this.store.commit(checkpoint);
   }
 
@@ -232,7 +238,7 @@ export class LocalJob extends EventEmitter implements JobHandle {
       this.splits = await this.openSplits(restored);
       this.metrics.source.splits = this.splits.splits.length;
       // Most often a glob that matched nothing: the job would finish at once with no output and no other sign.
-      if (this.splits.splits.length === 0) createLogger(`processing:${this.name}`).warn('the source has nothing to read', { source: this.plan.source.name });
+      if (this.splits.splits.length === 0 && this.warnWithoutSplits) createLogger(`processing:${this.name}`).warn('the source has nothing to read', { source: this.plan.source.name });
       await this.openOutputs();
       for (const [i, stage] of this.plan.stages.entries()) {
         const m = this.metrics.stages[i]!;
@@ -478,13 +484,13 @@ export class LocalJob extends EventEmitter implements JobHandle {
         // A barrier that came through an exchange after this process's source ended carries no positions: they are
         // the final ones.
         const positions = el.positions ?? this.splits.snapshot();
-        await this.commit(el.epoch, positions, el.positions ? el.watermarks : (this.execs[0] as StatelessExec | undefined)?.watermarkState(), false);
+        await this.commit(el.epoch, positions, el.positions ? el.watermarks : (this.execs[0] as StatelessExec | undefined)?.watermarkState(), el.final ? 'final' : 'barrier');
         this.nextEpoch = Math.max(this.nextEpoch, el.epoch + 1);
         if (el.final) return true;
       } else if (el.t === 'e') {
         await write();
         // The end of a bounded input is a checkpoint too: a finished job run again has nothing left to do.
-        if (this.checkpointMs > 0) await this.commit(this.nextEpoch++, this.splits.snapshot(), (this.execs[0] as StatelessExec).watermarkState(), true);
+        if (this.checkpointMs > 0) await this.commit(this.nextEpoch++, this.splits.snapshot(), (this.execs[0] as StatelessExec).watermarkState(), 'end');
         return true;
       }
     }
@@ -493,7 +499,7 @@ export class LocalJob extends EventEmitter implements JobHandle {
     return false;
   }
 
-  private async commit(epoch: number, positions: Checkpoint['positions'], watermarks: BarrierEl['watermarks'], end: boolean): Promise<void> {
+  private async commit(epoch: number, positions: Checkpoint['positions'], watermarks: BarrierEl['watermarks'], how: CommitKind): Promise<void> {
     if (this.killed) return;
     const started = performance.now();
     await this.writer.flush();
@@ -501,7 +507,7 @@ export class LocalJob extends EventEmitter implements JobHandle {
     if (this.killed) return;
     const checkpoint: Checkpoint = { epoch, positions, at: Date.now() };
     if (watermarks !== undefined) checkpoint.watermarks = watermarks;
-    await this.commitEpoch(checkpoint, end);
+    await this.commitEpoch(checkpoint, how);
     this.barrierInFlight = false;
     const c = this.metrics.checkpoints;
     c.count++;

@@ -16,9 +16,17 @@ export class SplitSet<T> {
     readonly positions: SplitPosition[],
   ) {}
 
-  /** Opens every split, at its restored position when there is one (a split that had ended stays closed). */
-  static async open<T>(source: Source<T>, parallelism: number, restored?: Record<string, SplitPosition>): Promise<SplitSet<T>> {
-    const splits = await source.splits(parallelism);
+  /**
+   * Opens every split (or those whose index `select` picks: a worker's share), at its restored position when there
+   * is one (a split that had ended stays closed).
+   */
+  static async open<T>(
+    source: Source<T>,
+    parallelism: number,
+    restored?: Record<string, SplitPosition>,
+    select: (index: number) => boolean = () => true,
+  ): Promise<SplitSet<T>> {
+    const splits = (await source.splits(parallelism)).filter((_, i) => select(i));
     const readers: Array<SourceReader<T> | undefined> = [];
     const positions: SplitPosition[] = [];
     try {

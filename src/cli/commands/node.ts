@@ -83,11 +83,21 @@ export function registerNodeCommands(program: Command): void {
       // Compute nodes also run the jobs submitted to the cluster (`run --on-cluster`), one node per job at a time.
       let jobs: { host: { stop(): Promise<void> }; client: { close(): Promise<void> } } | undefined;
       if (opts.role === 'compute') {
-        const { connect } = await import('../../client/index.js');
+        const { connect, PeerPool } = await import('../../client/index.js');
         const { JobHost } = await import('../../processing/job-host.js');
         const client = await connect({ coordinator: address, secret, name: `jobs:${opts.id}` });
-        const host = await JobHost.start({ nodeId: opts.id, coordinator, client, clusterDir: dir?.root });
-        jobs = { host, client };
+        const pool = new PeerPool(client.members, secret, `jobs:${opts.id}`);
+        const host = await JobHost.start({ nodeId: opts.id, coordinator, client, members: client.members, pool, clusterDir: dir?.root });
+        (node as Awaited<ReturnType<typeof ComputeNode.start>>).route('job.', (method, params) => host.handle(method, params));
+        jobs = {
+          host,
+          client: {
+            close: async () => {
+              pool.close();
+              await client.close();
+            },
+          },
+        };
       }
       announceReady({ id: node.id, role: opts.role, address: node.address, pid: process.pid });
       const signal = await untilSignal();

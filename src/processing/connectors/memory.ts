@@ -63,6 +63,7 @@ export function collect<T>(): { sink: Sink<T>; values: T[] } {
   const sink: Sink<T> = {
     name: 'collect',
     idempotent: false,
+    manyWriters: true,
     async open(): Promise<SinkWriter<T>> {
       let closed = false;
       return {

@@ -56,6 +56,7 @@ export function namespaceSink<T>(options: NamespaceSinkOptions<T>): Sink<T> {
   return {
     name: `namespace(${options.namespace})`,
     idempotent: true,
+    manyWriters: true,
     async open() {
       let client = options.client;
       const owned = !client;

@@ -96,4 +96,9 @@ export interface Sink<T> {
    */
   open(context: { job: string; worker: string }): Promise<SinkWriter<T>>;
   readonly idempotent: boolean;
+  /**
+   * Whether several workers may each open a writer (a store, an HTTP endpoint). A sink without it (a file) gets one
+   * writer: a job spread over compute nodes sends every record to its first worker for it.
+   */
+  readonly manyWriters?: boolean;
 }

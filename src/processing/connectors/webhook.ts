@@ -56,6 +56,7 @@ export function webhook<T>(options: WebhookOptions<T>): Sink<T> {
   return {
     name: `webhook(${url.origin}${url.pathname})`,
     idempotent: false,
+    manyWriters: true,
     async open(context) {
       return new WebhookWriter<T>(options, `${context.job}/${context.worker}/${randomUUID().slice(0, 8)}`);
     },

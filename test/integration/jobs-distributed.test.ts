@@ -1,0 +1,77 @@
+/**
+ * One job spread over the compute tier: every compute node runs a worker (its share of the source's splits, the keys
+ * of its slots), and the job goes on while compute nodes join and die — rescaled at a checkpoint when one joins,
+ * resumed from the last checkpoint when one is killed — with results exact: every click counted once, none lost.
+ */
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestCluster, type TestCluster } from '../harness/cluster.js';
+import { BIN_PATH } from '../../src/cluster/spawn.js';
+import { openCoordinator } from '../../src/client/connect.js';
+import type { Coordinator } from '../../src/coordination/index.js';
+import { type ClickCount } from '../../examples/clicks.js';
+import { awaitJob, awaitSpecGone, expectedClicks } from '../harness/jobs.js';
+
+const REPO = join(import.meta.dirname, '../..');
+let cluster: TestCluster;
+let coordinator: Coordinator;
+
+beforeAll(async () => {
+  cluster = await startTestCluster({ storage: 2, compute: 2 });
+  ({ coordinator } = await openCoordinator({ dir: cluster.dir }));
+});
+afterAll(async () => {
+  await coordinator?.close();
+  await cluster?.stop();
+});
+
+function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BIN_PATH, ...args], { cwd: REPO, timeout: 60_000 }, (err, stdout, stderr) =>
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+describe('a job spread over compute nodes', () => {
+  it('runs a worker on every compute node, rescales when one joins and recovers when one dies; results exact', async () => {
+    const rate = 3000;
+    const total = 36_000;
+    const users = 40;
+    const submitted = await cli([
+      'run', 'examples/clicks.ts', '--on-cluster', '--id', 'clicks-spread', '--checkpoint-interval', '300ms', '--dir', cluster.dir, '--',
+      '--source', 'generator', '--splits', '4', '--rate', String(rate), '--count', String(total), '--users', String(users), '--seed', '23',
+      '--out', 'ns:clicks-spread',
+    ]);
+    expect(submitted.code, submitted.stderr).toBe(0);
+
+    // Both compute nodes work on it, and it commits checkpoints job-wide.
+    const first = await awaitJob(coordinator, 'clicks-spread', (j) => (j.workers?.length ?? 0) === 2 && (j.checkpointEpoch ?? 0) >= 2);
+    expect(first.workers!.sort()).toEqual(['c1', 'c2']);
+
+    // A third compute node joins: the leader stops the generation at a checkpoint and starts the next on all three.
+    const scaled = await cli(['scale', 'compute=3', '--dir', cluster.dir]);
+    expect(scaled.code, scaled.stderr).toBe(0);
+    const wider = await awaitJob(coordinator, 'clicks-spread', (j) => (j.workers?.length ?? 0) === 3, 30_000);
+    expect(wider.pid).toBe(first.pid); // the same leader: the job was rescaled, not restarted elsewhere
+    expect(wider.generation!).toBeGreaterThan(first.generation!);
+    const epochAtRescale = wider.checkpointEpoch ?? 0;
+    await awaitJob(coordinator, 'clicks-spread', (j) => (j.checkpointEpoch ?? 0) >= epochAtRescale + 2, 30_000); // and goes on
+
+    // A worker that does not lead dies: the next generation resumes from the last checkpoint without it.
+    const leaderNode = ['c1', 'c2', 'c3'];
+    const pids = await Promise.all(leaderNode.map((id) => cluster.pid(id)));
+    const victim = leaderNode.find((_, i) => pids[i] !== first.pid)!;
+    await cluster.kill9(victim);
+    const narrower = await awaitJob(coordinator, 'clicks-spread', (j) => (j.workers?.length ?? 0) === 2 && !j.workers!.includes(victim), 30_000);
+    expect(narrower.pid).toBe(first.pid);
+
+    await awaitSpecGone(coordinator, 'clicks-spread', 90_000);
+    const expected = expectedClicks(23, total, rate, users);
+    const client = await cluster.client();
+    const got = new Map<string, number>();
+    for await (const e of client.scan('clicks-spread')) got.set(e.key, (e.value as ClickCount).clicks);
+    expect(got).toEqual(expected);
+  });
+});
