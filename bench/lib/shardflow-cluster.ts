@@ -1,4 +1,4 @@
-/** A throw-away local shardflow cluster (embedded coordinator + N storage node processes) in a temporary directory. */
+/** A throw-away local shardflow cluster (embedded coordinator, storage and compute node processes) in a temporary directory. */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startLocalCluster, stopLocalCluster } from '../../src/cluster/local-cluster.js';
@@ -14,7 +14,7 @@ export interface ShardflowCluster {
 export async function startShardflowCluster(
   parent: string,
   storage: number,
-  options: { cpuProfDir?: string } = {},
+  options: { cpuProfDir?: string; compute?: number } = {},
 ): Promise<ShardflowCluster> {
   const dir = await mkdtemp(join(parent, 'shardflow-bench-sf-'));
   trackDir(dir);
@@ -32,7 +32,7 @@ export async function startShardflowCluster(
   };
   return owned('shardflow cluster', stop, (release) =>
     withProfiledChildren(options.cpuProfDir, async () => {
-      const cluster = await startLocalCluster({ dir, storage, compute: 0 });
+      const cluster = await startLocalCluster({ dir, storage, compute: options.compute ?? 0 });
       for (const pid of [cluster.coordinatorPid, ...cluster.nodes.map((n) => n.pid)]) if (pid) pids.push(pid);
       for (const pid of pids) trackPid(pid);
       return { dir, pids, stop: release };

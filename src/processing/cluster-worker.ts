@@ -57,6 +57,8 @@ export interface WorkerLinks {
 }
 
 const SLOTS = 4096;
+/** An exchange buffers this many times a local queue's capacity, per channel. */
+const EXCHANGE_DEPTH = 4;
 
 export class ClusterWorker extends LocalJob {
   /** Exchange inputs by the step they feed. */
@@ -76,7 +78,8 @@ export class ClusterWorker extends LocalJob {
     const ids = placement.workers.map((w) => w.id);
     for (let slot = 0; slot < SLOTS; slot++) this.owners[slot] = ids.indexOf(pickByKey(String(slot), ids));
     // Inputs exist from the start: other workers may send before this one has opened its source.
-    const capacity = options.queueCapacity ?? 256;
+    // Deeper than a local queue: a send is in flight for a round trip, and the sender should not stall meanwhile.
+    const capacity = (options.queueCapacity ?? 256) * EXCHANGE_DEPTH;
     for (const step of this.exchangeSteps())
       this.inputs.set(step, new ExchangeIn(placement.workers.length, placement.index, capacity, (epoch) => this.pull(epoch)));
   }
@@ -134,7 +137,7 @@ export class ClusterWorker extends LocalJob {
       index,
       route,
       (to, els) => (to === index ? input.accept(index, els) : this.links.send(to, i, toWire(els))),
-      this.options.queueCapacity ?? 256,
+      (this.options.queueCapacity ?? 256) * EXCHANGE_DEPTH,
     );
     this.outs.push(out);
     return { inlet: out, outlet: input };

@@ -33,7 +33,14 @@ const SEND_BATCH = 512;
 
 /** Element times are per process (`performance.now()`): across processes they travel as wall-clock times. */
 export function toWire(els: Element[]): Element[] {
-  return els.map((el) => ('readAt' in el ? { ...el, readAt: el.readAt + performance.timeOrigin } : el));
+  // A record goes to one worker only: it is changed in place. Watermarks and the end go to all: copied.
+  return els.map((el) => {
+    if (el.t === 'r') {
+      el.readAt += performance.timeOrigin;
+      return el;
+    }
+    return 'readAt' in el ? { ...el, readAt: el.readAt + performance.timeOrigin } : el;
+  });
 }
 
 export function fromWire(els: Element[]): Element[] {
@@ -171,7 +178,11 @@ export class ExchangeIn implements Outlet {
     const ch = this.channels[from];
     if (!ch) throw new RangeError(`no channel for worker ${from}`);
     if (this.closed) return;
-    for (const el of els) ch.items.push(el);
+    for (const el of els) {
+      ch.items.push(el);
+      // Reported on arrival, not when the barrier's turn comes: the source should not wait for a full queue to drain.
+      if (el.t === 'b') this.onBarrier(el.epoch);
+    }
     this.pump();
     while (!this.closed && ch.size >= this.capacity && !ch.blocked && !ch.ended) await new Promise<void>((r) => this.accepters.push(r));
   }
@@ -226,7 +237,6 @@ export class ExchangeIn implements Outlet {
         return;
       case 'b':
         ch.blocked = el;
-        this.onBarrier(el.epoch);
         this.align();
         return;
       case 'e':
@@ -272,7 +282,11 @@ export class ExchangeIn implements Outlet {
     this.lastEpoch = epoch;
     this.ready.push(merged);
     if (final) this.finished = true;
-    else this.endIfAllEnded(performance.now());
+    else {
+      // A channel that stopped no longer holds the watermark back.
+      this.emitWatermark(performance.now());
+      this.endIfAllEnded(performance.now());
+    }
   }
 
   private endIfAllEnded(readAt: number): void {

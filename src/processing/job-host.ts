@@ -198,7 +198,7 @@ export class JobHost {
         }, 1000);
         ticker.unref();
         const outcome = await leader.run().finally(() => clearInterval(ticker));
-        await registration.close({ state: outcome });
+        await registration.close({ state: outcome, ...(leader.metrics ? { metrics: leader.metrics, live: liveFigures(leader.metrics, prev) } : {}) });
         // A job that ran to its end, or was asked to stop, is done: its spec goes (this node stopping is not that).
         if (!this.stopped) await coordinator.delete(jobSpecKey(spec.id));
         this.log.info('job ended', { job: spec.id, state: outcome });

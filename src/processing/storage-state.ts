@@ -38,6 +38,11 @@
  * So a crash at any point — after some state batches, after all of them, before or during the meta write — leaves
  * exactly the previous checkpoint: the job reopens, drops its buffered changes, and reads the old versions.
  *
+ * **Shared runs** (a job spread over compute nodes): `begin` takes the run number and returns the writer of the meta
+ * record (the job's leader); each worker `join`s that run and `prepare`s its own slots' versions of an epoch (slots are
+ * disjoint between workers, so each key has one writer); once every worker has, the leader `write`s the meta record
+ * and the workers apply it (`committed`). `commit` is the three steps in one process.
+ *
  * **Limits.**
  * - One live run per job. A second `open` fences the first off for its checkpoint record (its meta write fails with
  *   `VersionConflictError`), but not for its state batches: a run that is still alive after being replaced (a
