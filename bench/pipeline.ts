@@ -56,11 +56,11 @@ function findings(cells: PipelineCell[], o: PipelineBenchOptions): string[] {
       parts.push(`${rowLabel(c.row)} ${formatMs(summarize(c).p50Ms)} → ${formatMs(summarize(deep).p50Ms)}`);
     }
     out.push(
-      `Depth, p50 at ${d1} → ${d3} keyed stages: ${parts.join('; ')}. In the local runner a batch's trigger is applied once, at the source: ` +
-        'a fired group goes through every stage in one go, and the watermark that closes a window in stage 1 closes the matching ' +
-        'window of every later stage in the same pass. So batch waits do **not** add up across stages here: a deeper pipeline costs ' +
-        'processing time, not another trigger wait. They would add up where each step batches its own input (a runner that triggers per ' +
-        'stage, or chained batch jobs each reading the previous one\'s output): then every stage adds up to one more trigger interval.',
+      `Depth, p50 at ${d1} → ${d3} keyed stages: ${parts.join('; ')}. In batch mode every step collects its own input ` +
+        '(the first stage, and each keyed stage after the first, wait for their trigger before they get a group), so a result of stage 1 ' +
+        'waits again for stage 2\'s trigger, and so on: with an interval trigger, each further keyed stage adds up to one more interval ' +
+        '(on average half of one, since a result can arrive at any point of the next stage\'s interval) — the seed\'s point that batch ' +
+        'waits add up across the steps of a pipeline. Stream mode adds only the processing time of the extra stages.',
     );
   }
   const stream = get((c) => c.row.engine === 'shardflow' && c.row.mode === 'stream' && c.depth === d1);
@@ -79,8 +79,7 @@ function findings(cells: PipelineCell[], o: PipelineBenchOptions): string[] {
           ? ': grouping saves little per record in this runner, since each stage still handles the elements one at a time. '
           : ' — read that against the per-run column: on this shared host the spread between runs of one row is as large as the ' +
             'differences between rows. ') +
-        'In batch mode nothing is read while a group is processed (reads and processing take turns), so a long interval does not buy ' +
-        'throughput here.',
+        'Reading and processing overlap in both modes (each step is its own loop); a group is held back only until its trigger.',
     );
   }
   if (stream) {

@@ -21,7 +21,6 @@ import type { Element, RecordEl } from './elements.js';
 import { ExchangeIn, ExchangeOut, fromWire, toWire } from './exchange.js';
 import type { LogicalPlan } from './plan.js';
 import { LocalJob, type CommitKind, type Inlet, type JobRunOptions, type Outlet } from './runner.js';
-import { BoundedQueue } from './queue.js';
 import { SplitSet } from './splits.js';
 import type { Checkpoint, CommitRecord, JobState, SharedJobState, SharedStateBackend, StateBackend } from './state.js';
 import type { MetricsSnapshot } from './metrics.js';
@@ -125,10 +124,7 @@ export class ClusterWorker extends LocalJob {
 
   protected override link(i: number): { inlet: Inlet; outlet: Outlet } {
     const input = this.inputs.get(i);
-    if (!input) {
-      const q = new BoundedQueue<Element>(this.options.queueCapacity ?? 256);
-      return { inlet: q, outlet: q };
-    }
+    if (!input) return super.link(i);
     const stage = this.plan.stages[i];
     const route = stage?.kind === 'keyed' ? this.slotRoute(stage.keyFn) : () => 0;
     const { index } = this.placement;

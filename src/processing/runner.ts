@@ -4,8 +4,10 @@
  * - **stream**: each record flows through as it arrives. Every step (the source, each stage, the sink) is its own
  *   async loop, joined by bounded queues; a step that falls behind fills the queue before it, and the steps before it
  *   wait — a slow sink slows the source (backpressure) instead of filling memory.
- * - **batch**: records are collected into a group, processed stage by stage as a whole when a trigger fires
- *   (interval, count, bytes — whichever first — or the end of input), and written to the sink in one write.
+ * - **batch**: the same loops, but each step of the pipeline (the first stage, and every keyed stage after the first)
+ *   collects its input into a group and gets it only when a trigger fires — interval, count, bytes, whichever first —
+ *   or the input ends (processing/batch-queue.ts). A result waits for the next step's trigger, so the waits add up
+ *   with the depth of the pipeline, as the seed says batch processing does.
  *
  * Both see the same sequence of records and control elements (reads, watermarks, barriers do not depend on the
  * mode), so a bounded input gives the same results in either; only when results appear differs.
@@ -30,7 +32,8 @@ import { BoundedQueue } from './queue.js';
 import { SplitSet } from './splits.js';
 import { MemoryStateBackend, type Checkpoint, type JobState, type StateBackend } from './state.js';
 import { alignWatermarks, StatelessExec, type WatermarkState } from './stateless-stage.js';
-import { BatchTrigger, parseTrigger, type TriggerInput, type TriggerSpec } from './triggers.js';
+import { BatchQueue } from './batch-queue.js';
+import { parseTrigger, type TriggerInput, type TriggerSpec } from './triggers.js';
 import { parseDuration, type Duration } from './units.js';
 
 export type Mode = 'stream' | 'batch';
@@ -139,8 +142,8 @@ export class LocalJob extends EventEmitter implements JobHandle {
   readonly name: string;
   readonly metrics: JobMetrics;
   readonly done: Promise<JobResult>;
-  private readonly mode: Mode;
-  private readonly trigger: TriggerSpec;
+  protected readonly mode: Mode;
+  protected readonly trigger: TriggerSpec;
   private readonly checkpointMs: number;
   private readonly queueCapacity: number;
   private readonly readBatch: number;
@@ -206,10 +209,27 @@ export class LocalJob extends EventEmitter implements JobHandle {
     return 'local-0';
   }
 
-  /** What joins step `i - 1` (the source when i = 0) to step `i` (the sink when i = steps): a bounded queue. */
-  protected link(_i: number): { inlet: Inlet; outlet: Outlet } {
+  /**
+   * What joins step `i - 1` (the source when i = 0) to step `i` (the sink when i = steps): a bounded queue; in batch
+   * mode, a {@link BatchQueue} in front of the first step and of every keyed stage after the first, so each step of
+   * the pipeline collects its own input.
+   */
+  protected link(i: number): { inlet: Inlet; outlet: Outlet } {
+    if (this.mode === 'batch' && (i === 0 || (this.plan.stages[i]?.kind === 'keyed' && this.plan.stages.slice(0, i).some((s) => s.kind === 'keyed')))) {
+      const q = new BatchQueue(this.trigger, this.queueCapacity, i === 0 ? (reason, records) => this.batchReleased(reason, records) : undefined);
+      return { inlet: q, outlet: q };
+    }
     const q = new BoundedQueue<Element>(this.queueCapacity);
     return { inlet: q, outlet: q };
+  }
+
+  /** A group of the source's records went on: counted, and told (`batch` event). */
+  private batchReleased(reason: string, records: number): void {
+    if (records === 0) return;
+    this.metrics.batches.count++;
+    this.metrics.batches.lastTrigger = reason;
+    this.metrics.batches.lastSize = records;
+    this.emit('batch', { reason, records });
   }
 
   /** Makes an epoch's state changes and the positions durable in one step; `how` it came: a barrier, a final one, the end of the input. */
@@ -257,8 +277,7 @@ export class LocalJob extends EventEmitter implements JobHandle {
       for (const t of timers) t.unref();
       const restoredWm = (restored?.watermarks as WatermarkState | undefined)?.emitted;
       const first: Element[] = restoredWm !== undefined && restoredWm > -Infinity ? [{ t: 'w', wm: restoredWm, readAt: performance.now() }] : [];
-      if (this.mode === 'stream') await this.runStream(first);
-      else await this.runBatch(first);
+      await this.runSteps(first);
       this.metrics.state = this.killed ? 'killed' : this.stopping ? 'stopped' : 'finished';
       return { job: this.name, state: this.metrics.state as JobResult['state'], metrics: this.metrics.snapshot(), checkpoint: this.store.checkpoint };
     } catch (err) {
@@ -332,9 +351,9 @@ export class LocalJob extends EventEmitter implements JobHandle {
     return true;
   }
 
-  // ---- stream mode -------------------------------------------------------------------------------------------
+  // ---- the steps' loops -------------------------------------------------------------------------------------
 
-  private async runStream(first: Element[]): Promise<void> {
+  private async runSteps(first: Element[]): Promise<void> {
     const n = this.execs.length;
     const links = Array.from({ length: n + 1 }, (_, i) => this.link(i));
     this.inlets = links.map((l) => l.inlet);
@@ -400,60 +419,6 @@ export class LocalJob extends EventEmitter implements JobHandle {
       const els = await input.take(this.readBatch);
       if (els.length === 0 || this.killed) return;
       if (await this.toSink(els)) return;
-    }
-  }
-
-  // ---- batch mode --------------------------------------------------------------------------------------------
-
-  private async runBatch(first: Element[]): Promise<void> {
-    const trigger = new BatchTrigger(this.trigger);
-    let group: Element[] = [...first];
-    const processGroup = async (reason: string) => {
-      const els = group;
-      group = [];
-      const records = trigger.pending;
-      trigger.reset();
-      let cur = els;
-      for (const exec of this.execs) {
-        const out: Element[] = [];
-        for (const el of cur) await exec.handle(el, out);
-        cur = out;
-      }
-      await this.outputs.flush();
-      await this.toSink(cur);
-      if (records > 0) {
-        this.metrics.batches.count++;
-        this.metrics.batches.lastTrigger = reason;
-        this.metrics.batches.lastSize = records;
-        this.emit('batch', { reason, records });
-      }
-    };
-    const push = async (el: Element) => {
-      group.push(el);
-      if (el.t === 'r') {
-        trigger.add(el.bytes);
-        const fired = trigger.fired();
-        if (fired === 'count' || fired === 'bytes') await processGroup(fired);
-      }
-      return !this.killed;
-    };
-    while (!this.killed && !this.stopping) {
-      const c = this.control();
-      if (c) group.push(c);
-      const more = await this.read(push, Math.max(0, Math.min(this.pollMs, trigger.msLeft())));
-      if (this.killed) return;
-      if (!more) {
-        group.push({ t: 'e', readAt: performance.now() });
-        await processGroup('end');
-        return;
-      }
-      const fired = trigger.fired();
-      // A group of control elements only (ticks, barriers, marks of empty reads) costs nothing to process now.
-      if (fired || trigger.pending === 0) await processGroup(fired ?? 'control');
-    }
-    if (this.stopping && !this.killed) {
-      group.push(this.barrier(true));
-      await processGroup('stop');
     }
   }
 
