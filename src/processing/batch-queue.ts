@@ -19,6 +19,7 @@ export type BatchReleased = (reason: 'count' | 'bytes' | 'interval' | 'end' | 's
 export class BatchQueue implements Inlet, Outlet {
   private group: Element[] = [];
   private ready: Element[] = [];
+  private head = 0;
   private readonly trigger: BatchTrigger;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -36,11 +37,11 @@ export class BatchQueue implements Inlet, Outlet {
   }
 
   get size(): number {
-    return this.group.length + this.ready.length;
+    return this.group.length + this.readyCount;
   }
 
   async put(el: Element): Promise<boolean> {
-    while (!this.closed && this.ready.length >= this.capacity) await new Promise<void>((r) => this.putters.push(r));
+    while (!this.closed && this.readyCount >= this.capacity) await new Promise<void>((r) => this.putters.push(r));
     if (this.closed) return false;
     this.group.push(el);
     if (el.t === 'r') {
@@ -59,11 +60,21 @@ export class BatchQueue implements Inlet, Outlet {
   }
 
   async take(max: number): Promise<Element[]> {
-    while (!this.closed && this.ready.length === 0) await new Promise<void>((r) => this.takers.push(r));
-    const out = this.ready.length <= max ? this.ready : this.ready.slice(0, max);
-    this.ready = this.ready.length <= max ? [] : this.ready.slice(max);
-    for (const w of this.putters.splice(0)) w();
+    while (!this.closed && this.readyCount === 0) await new Promise<void>((r) => this.takers.push(r));
+    // A released group can be large: taken from a moving head, not by copying what is left on every take.
+    const end = Math.min(this.ready.length, this.head + max);
+    const out = this.ready.slice(this.head, end);
+    this.head = end;
+    if (this.head === this.ready.length) {
+      this.ready = [];
+      this.head = 0;
+    }
+    if (this.readyCount < this.capacity) for (const w of this.putters.splice(0)) w();
     return out;
+  }
+
+  private get readyCount(): number {
+    return this.ready.length - this.head;
   }
 
   close(): void {

@@ -193,8 +193,9 @@ export class ExchangeIn implements Outlet {
       if (this.ready.length > 0 || this.closed) break;
       await new Promise<void>((r) => this.takers.push(r));
     }
-    const out = this.ready.length <= max ? this.ready : this.ready.slice(0, max);
-    this.ready = this.ready.length <= max ? [] : this.ready.slice(max);
+    // `ready` stays about `capacity` long (pump fills it only up to that), so taking from its front is cheap.
+    const out = this.ready.length <= max ? this.ready : this.ready.splice(0, max);
+    if (out === this.ready) this.ready = [];
     this.pump();
     return out;
   }

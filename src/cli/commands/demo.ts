@@ -86,21 +86,35 @@ export function registerDemoCommand(program: Command): void {
         const words = await client.call<Record<string, number>>('wordcount', 'the quick fox and the lazy dog and the cat');
         say(`   wordcount on any instance: the=${words.the}, and=${words.and}, fox=${words.fox}`);
 
-        say('5. scaling storage out to 4 nodes while a writer keeps writing and a stream job counts clicks into the');
-        say('   storage tier (examples/clicks.ts, stream mode); partitions move online');
-        // The job runs as `shardflow run` does, in its own process; its results land in namespace "clicks", made
-        // now on the 3 nodes so that its partitions move too while the job writes them.
+        say('5. scaling storage out to 4 nodes while a writer keeps writing and a stream job on the compute tier counts');
+        say('   clicks into the storage tier (examples/clicks.ts, stream mode, one worker per compute node); partitions move online');
+        // The job is submitted as `shardflow run --on-cluster` does; its results land in namespace "clicks", made now on
+        // the 3 nodes so that its partitions move too while the job writes them.
         await client.createNamespace('clicks', { scheme: 'hash' });
-        const { spawn } = await import('node:child_process');
-        const { BIN_PATH } = await import('../../cluster/spawn.js');
-        const job = spawn(
-          process.execPath,
-          [BIN_PATH, 'run', DEMO_CLICKS_JOB, '--dir', opts.dir, '--quiet', '--', '--source', 'generator', '--rate', '4000', '--count', String(DEMO_CLICKS), '--out', 'ns:clicks'],
-          { stdio: ['ignore', 'ignore', 'pipe'] },
-        );
-        let jobErr = '';
-        job.stderr.on('data', (d: Buffer) => (jobErr = (jobErr + d.toString()).slice(-2000)));
-        const jobDone = new Promise<number | null>((resolve) => job.once('exit', (code) => resolve(code)));
+        const { submitJob } = await import('../../processing/job-host.js');
+        const { jobKey, jobSpecKey } = await import('../../coordination/index.js');
+        const workers = new Set<string>();
+        let jobEnded!: () => void;
+        let jobFailed!: (err: Error) => void;
+        const jobDone = new Promise<void>((resolve, reject) => {
+          jobEnded = resolve;
+          jobFailed = reject;
+        });
+        jobDone.catch(() => undefined); // awaited below, after the scale-out; a failure meanwhile must not go unhandled
+        const jobTimer = setTimeout(() => jobFailed(new InternalError('the clicks job did not end within 3 minutes')), 180_000);
+        const jobWatch = await client.coordinator.watch(jobKey('demo-clicks'), (e) => {
+          if (e.type !== 'put' || !e.value) return;
+          const record = JSON.parse(e.value) as { workers?: string[]; state?: string; error?: string };
+          for (const w of record.workers ?? []) workers.add(w);
+          if (record.state === 'failed') jobFailed(new InternalError(`the clicks job failed: ${record.error ?? 'no reason given'}`));
+        });
+        const specWatch = await client.coordinator.watch(jobSpecKey('demo-clicks'), (e) => e.type === 'delete' && jobEnded());
+        await submitJob(client.coordinator, {
+          id: 'demo-clicks',
+          file: DEMO_CLICKS_JOB,
+          args: ['--source', 'generator', '--splits', '2', '--rate', '4000', '--count', String(DEMO_CLICKS), '--out', 'ns:clicks'],
+          checkpointInterval: '1s',
+        });
         const acked = new Map<string, number>();
         let writing = true;
         const writers = Array.from({ length: 8 }, async (_, w) => {
@@ -118,8 +132,9 @@ export function registerDemoCommand(program: Command): void {
         for (const [key, value] of acked) if ((await client.get('default', key)) !== value) lost++;
         if (lost > 0) throw new InternalError(`${lost} acknowledged writes are missing after the scale-out`);
         say(`   scaled out in ${Date.now() - t4} ms; ${acked.size} keys written meanwhile, every acknowledged write is there`);
-        const code = await jobDone;
-        if (code !== 0) throw new InternalError(`the clicks job failed (exit ${code}): ${jobErr.trim()}`);
+        await jobDone.finally(() => clearTimeout(jobTimer));
+        await jobWatch.close();
+        await specWatch.close();
         let counted = 0;
         let windows = 0;
         for await (const e of client.scan('clicks', {})) {
@@ -127,7 +142,10 @@ export function registerDemoCommand(program: Command): void {
           windows++;
         }
         if (counted !== DEMO_CLICKS) throw new InternalError(`the clicks job counted ${counted} clicks, not ${DEMO_CLICKS}`);
-        say(`   the stream job counted all ${DEMO_CLICKS} clicks into ${windows} user windows while partitions moved (shardflow kv scan --ns clicks)`);
+        say(
+          `   the stream job (workers on ${[...workers].sort().join(', ')}) counted all ${DEMO_CLICKS} clicks into ${windows} user windows ` +
+            'while partitions moved (shardflow kv scan --ns clicks)',
+        );
       } finally {
         await client.close();
       }
