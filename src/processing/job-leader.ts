@@ -39,6 +39,9 @@ export interface JobLeaderOptions {
 /** How a job ended on this leader. */
 export type LeaderOutcome = 'finished' | 'stopped';
 
+/** How long a node that refused a worker is left out. */
+const EXCLUDE_MS = 5000;
+
 type GenerationEnd = { kind: 'finished' } | { kind: 'stopped' } | { kind: 'failed'; why: string };
 
 interface Waiter {
@@ -73,6 +76,8 @@ class Generation {
 
 export class JobLeader {
   private generation: Generation | undefined;
+  /** Nodes left out of generations until a time (they refused a worker). */
+  private readonly excluded = new Map<string, number>();
   private generations = 0;
   private stopRequested = false;
   private readonly callTimeoutMs: number;
@@ -134,7 +139,8 @@ export class JobLeader {
   private async runGeneration(): Promise<GenerationEnd> {
     const { spec, backend, members, log } = this.options;
     const writer = await backend.begin(spec.id);
-    const nodes = members.ready('compute').filter((m) => m.state === 'ready');
+    const now = Date.now();
+    const nodes = members.ready('compute').filter((m) => (this.excluded.get(m.id) ?? 0) <= now);
     const chosen = spec.mode === 'batch' ? nodes.filter((m) => m.id === this.options.nodeId) : nodes;
     if (chosen.length === 0) return { kind: 'failed', why: 'no compute node is ready' };
     const workers = chosen.map((m) => ({ id: m.id, address: m.address }));
@@ -143,11 +149,15 @@ export class JobLeader {
     const g = new Generation(number, writer, placements);
     this.generation = g;
     log.info('starting generation', { job: spec.id, generation: number, workers: workers.map((w) => w.id), fromEpoch: writer.checkpoint?.epoch ?? 0 });
-    try {
-      await Promise.all(placements.map((p) => this.call(p.workers[p.index]!, 'job.worker.start', { spec, placement: p, leader: this.options.nodeId })));
-      this.onGeneration(number, workers.map((w) => w.id));
-    } catch (err) {
-      g.settle({ kind: 'failed', why: `a worker did not start: ${String(err)}` });
+    const started = await Promise.allSettled(
+      placements.map((p) => this.call(p.workers[p.index]!, 'job.worker.start', { spec, placement: p, leader: this.options.nodeId })),
+    );
+    const refused = started.flatMap((r, i) => (r.status === 'rejected' ? [{ id: workers[i]!.id, why: String(r.reason) }] : []));
+    if (refused.length === 0) this.onGeneration(number, workers.map((w) => w.id));
+    else {
+      // A node that would not start its worker (stopping, or its job host not up yet) sits the next generations out.
+      for (const r of refused) this.excluded.set(r.id, Date.now() + EXCLUDE_MS);
+      g.settle({ kind: 'failed', why: `${refused.map((r) => r.id).join(', ')} did not start a worker: ${refused[0]!.why}` });
     }
     if (this.stopRequested) this.stopGeneration(g);
     const end = await g.ended;
@@ -198,7 +208,8 @@ export class JobLeader {
     for (const id of ids) if (!all.get(id)) return g.settle({ kind: 'failed', why: `compute node ${id} left` });
     if (this.options.spec.mode === 'batch') return;
     // Nodes joined or are draining: stop at a checkpoint and start again on the new set.
-    const now = all.ready('compute').map((m) => m.id);
+    const at = Date.now();
+    const now = all.ready('compute').filter((m) => (this.excluded.get(m.id) ?? 0) <= at).map((m) => m.id);
     if (now.length !== ids.size || now.some((id) => !ids.has(id))) {
       this.options.log.info('compute nodes changed: rescaling at the next checkpoint', { job: this.options.spec.id, from: [...ids], to: now });
       this.stopGeneration(g);

@@ -474,6 +474,8 @@ export class LocalJob extends EventEmitter implements JobHandle {
     if (watermarks !== undefined) checkpoint.watermarks = watermarks;
     await this.commitEpoch(checkpoint, how);
     this.barrierInFlight = false;
+    // Not awaited: a source trimming its log must not hold the next epoch up.
+    void this.splits.committed(positions);
     const c = this.metrics.checkpoints;
     c.count++;
     c.lastEpoch = epoch;

@@ -68,6 +68,22 @@ export class SplitSet<T> {
     return undefined;
   }
 
+  /** Tells each open reader its split's committed position (a checkpoint with `positions` was committed). */
+  async committed(positions: Record<string, SplitPosition>): Promise<void> {
+    await Promise.all(
+      this.splits.map(async (split, i) => {
+        const reader = this.readers[i];
+        const at = positions[split.id];
+        if (!reader?.committed || !at || at.position === null) return;
+        try {
+          await reader.committed(at.position);
+        } catch {
+          // Best effort: what a source keeps longer than needed costs space, not correctness.
+        }
+      }),
+    );
+  }
+
   /** A copy of every split's position, keyed by split id. */
   snapshot(): Record<string, SplitPosition> {
     const out: Record<string, SplitPosition> = {};

@@ -66,6 +66,11 @@ export interface SourceReader<T> {
    * source has nothing yet, so the caller can fire time-based triggers and checkpoints.
    */
   read(max: number, waitMs?: number): Promise<ReadBatch<T>>;
+  /**
+   * Everything up to `position` (one this reader returned) is in a committed checkpoint: the job will never reopen
+   * the split before it, so the source may forget it (trim a log, acknowledge messages). Optional; best effort.
+   */
+  committed?(position: Json): Promise<void>;
   close(): Promise<void>;
 }
 
