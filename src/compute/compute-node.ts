@@ -28,6 +28,8 @@ export interface ComputeNodeOptions {
   advertiseHost?: string;
   capacity?: number;
   leaseTtlMs?: number;
+  /** Handlers of other methods by prefix, served from the moment the node announces itself (`job.` for the node's job host). */
+  routes?: ReadonlyMap<string, RouteHandler>;
   /** How long a draining node still serves calls that arrive (default 500 ms). */
   drainGraceMs?: number;
   /** Longest a drain waits for in-flight calls before stopping anyway (default 30 s). */
@@ -35,7 +37,7 @@ export interface ComputeNodeOptions {
   logger?: Logger;
 }
 
-/** Serves calls of methods outside the node's own (see {@link ComputeNode.route}). */
+/** Serves calls of methods outside the node's own (`job.` for the node's job host). */
 export type RouteHandler = (method: string, params: unknown) => unknown;
 
 /** What `node.stats` answers for a compute node. */
@@ -59,13 +61,7 @@ export class ComputeNode {
     private readonly registration: NodeRegistration,
     private readonly options: ComputeNodeOptions,
     private readonly log: Logger,
-    private readonly routes: Map<string, RouteHandler>,
   ) {}
-
-  /** Serves the methods starting with `prefix` (e.g. `job.` for the node's job host) with `handler`. */
-  route(prefix: string, handler: RouteHandler): void {
-    this.routes.set(prefix, handler);
-  }
 
   /**
    * @example
@@ -78,7 +74,7 @@ export class ComputeNode {
     const log = options.logger ?? createLogger(`compute:${options.id}`);
     const host = new ServiceHost(options.id, options.services ?? new Map());
     let node: ComputeNode | undefined;
-    const routes = new Map<string, RouteHandler>();
+    const routes = new Map<string, RouteHandler>(options.routes ?? []);
     const server = new RpcServer({
       secret: options.secret,
       logger: log,
@@ -98,7 +94,7 @@ export class ComputeNode {
       { id: options.id, role: 'compute', address, capacity: options.capacity ?? 1, pid: process.pid, services: host.names() },
       { ttlMs: options.leaseTtlMs ?? 1000 },
     );
-    node = new ComputeNode(options.id, address, host, server, registration, options, log, routes);
+    node = new ComputeNode(options.id, address, host, server, registration, options, log);
     log.info('compute node ready', { address, services: host.names() });
     return node;
   }

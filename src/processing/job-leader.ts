@@ -157,6 +157,8 @@ export class JobLeader {
     else {
       // A node that would not start its worker (stopping, or its job host not up yet) sits the next generations out.
       for (const r of refused) this.excluded.set(r.id, Date.now() + EXCLUDE_MS);
+      // When they may come back, look again: they may be ready by then (no membership change would say so).
+      setTimeout(() => this.membershipChanged(), EXCLUDE_MS + 50).unref();
       g.settle({ kind: 'failed', why: `${refused.map((r) => r.id).join(', ')} did not start a worker: ${refused[0]!.why}` });
     }
     if (this.stopRequested) this.stopGeneration(g);

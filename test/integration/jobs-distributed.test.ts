@@ -12,6 +12,7 @@ import { openCoordinator } from '../../src/client/connect.js';
 import type { Coordinator } from '../../src/coordination/index.js';
 import { type ClickCount } from '../../examples/clicks.js';
 import { awaitJob, awaitSpecGone, expectedClicks } from '../harness/jobs.js';
+import { getJobSpec } from '../../src/processing/job-host.js';
 
 const REPO = join(import.meta.dirname, '../..');
 let cluster: TestCluster;
@@ -35,6 +36,32 @@ function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: st
 }
 
 describe('a job spread over compute nodes', () => {
+  it('goes on while the storage tier scales out under its state and results; results exact', async () => {
+    const rate = 3000;
+    const total = 36_000;
+    const users = 30;
+    const submitted = await cli([
+      'run', 'examples/clicks.ts', '--on-cluster', '--id', 'clicks-storage', '--checkpoint-interval', '300ms', '--dir', cluster.dir, '--',
+      '--source', 'generator', '--splits', '2', '--rate', String(rate), '--count', String(total), '--users', String(users), '--seed', '29',
+      '--out', 'ns:clicks-storage',
+    ]);
+    expect(submitted.code, submitted.stderr).toBe(0);
+    await awaitJob(coordinator, 'clicks-storage', (j) => (j.workers?.length ?? 0) === 2 && (j.checkpointEpoch ?? 0) >= 2);
+    // The job's state namespace and its results move to the new node while the workers write them.
+    const scaled = await cli(['scale', 'storage=3', '--dir', cluster.dir]);
+    expect(scaled.code, scaled.stderr).toBe(0);
+    const client = await cluster.client();
+    const state = await client.catalog.refresh('job.clicks-storage');
+    expect(state!.partitionsOf('s3').length).toBeGreaterThan(0);
+    // Still running: the scale-out happened under the job, not after it.
+    expect(await getJobSpec(coordinator, 'clicks-storage')).toBeDefined();
+    await awaitSpecGone(coordinator, 'clicks-storage', 60_000);
+    const expected = expectedClicks(29, total, rate, users);
+    const got = new Map<string, number>();
+    for await (const e of client.scan('clicks-storage')) got.set(e.key, (e.value as ClickCount).clicks);
+    expect(got).toEqual(expected);
+  });
+
   it('runs a worker on every compute node, rescales when one joins and recovers when one dies; results exact', async () => {
     const rate = 3000;
     const total = 36_000;

@@ -76,10 +76,14 @@ export function registerNodeCommands(program: Command): void {
         advertiseHost: opts.advertise,
         capacity: opts.capacity,
       };
+      // A compute node serves `job.*` calls (its job host) from the moment it announces itself: a job's leader may
+      // pick it at once. Calls that come before the host is up wait for it.
+      let hostUp!: (host: { handle(method: string, params: unknown): Promise<unknown> }) => void;
+      const jobHost = new Promise<{ handle(method: string, params: unknown): Promise<unknown> }>((r) => (hostUp = r));
       const node =
         opts.role === 'storage'
           ? await StorageNode.start({ ...common, dataDir: dataDir!, durability: opts.durability })
-          : await ComputeNode.start({ ...common, services });
+          : await ComputeNode.start({ ...common, services, routes: new Map([['job.', (method, params) => jobHost.then((h) => h.handle(method, params))]]) });
       // Compute nodes also run the jobs submitted to the cluster (`run --on-cluster`), one node per job at a time.
       let jobs: { host: { stop(): Promise<void> }; client: { close(): Promise<void> } } | undefined;
       if (opts.role === 'compute') {
@@ -88,7 +92,7 @@ export function registerNodeCommands(program: Command): void {
         const client = await connect({ coordinator: address, secret, name: `jobs:${opts.id}` });
         const pool = new PeerPool(client.members, secret, `jobs:${opts.id}`);
         const host = await JobHost.start({ nodeId: opts.id, coordinator, client, members: client.members, pool, clusterDir: dir?.root });
-        (node as Awaited<ReturnType<typeof ComputeNode.start>>).route('job.', (method, params) => host.handle(method, params));
+        hostUp(host);
         jobs = {
           host,
           client: {
