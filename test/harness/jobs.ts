@@ -6,7 +6,9 @@ import type { Coordinator } from '../../src/coordination/index.js';
 import { jobKey, jobSpecKey } from '../../src/coordination/index.js';
 import type { RunningJobRecord } from '../../src/processing/job-registry.js';
 import { rngFor } from '../../src/index.js';
-import { makeClick } from '../../examples/clicks.js';
+import { makeClick, type ClickCount } from '../../examples/clicks.js';
+import type { ShardflowClient } from '../../src/client/index.js';
+import { cli, type CliResult } from './cli.js';
 
 /**
  * Resolves with the value of `key` once `accept` takes it (`undefined`: the key is absent), checking the current value
@@ -59,4 +61,30 @@ export function expectedClicks(seed: number, total: number, rate: number, users:
     expected.set(key, (expected.get(key) ?? 0) + 1);
   }
   return expected;
+}
+
+/** What a clicks job on the compute tier is asked for (examples/clicks.ts with its generator). */
+export interface ClicksJob {
+  id: string;
+  rate: number;
+  total: number;
+  users: number;
+  seed: number;
+  splits?: number;
+}
+
+/** Submits examples/clicks.ts to the compute tier (`run --on-cluster`), its results into namespace `job.id`. */
+export function submitClicks(dir: string, job: ClicksJob): Promise<CliResult> {
+  return cli([
+    'run', 'examples/clicks.ts', '--on-cluster', '--id', job.id, '--checkpoint-interval', '300ms', '--dir', dir, '--',
+    '--source', 'generator', '--splits', String(job.splits ?? 1), '--rate', String(job.rate), '--count', String(job.total),
+    '--users', String(job.users), '--seed', String(job.seed), '--out', `ns:${job.id}`,
+  ]);
+}
+
+/** The clicks counted into namespace `ns`, by key, to compare with {@link expectedClicks}. */
+export async function countedClicks(client: ShardflowClient, ns: string): Promise<Map<string, number>> {
+  const got = new Map<string, number>();
+  for await (const e of client.scan(ns)) got.set(e.key, (e.value as ClickCount).clicks);
+  return got;
 }

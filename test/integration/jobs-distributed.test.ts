@@ -3,18 +3,13 @@
  * of its slots), and the job goes on while compute nodes join and die — rescaled at a checkpoint when one joins,
  * resumed from the last checkpoint when one is killed — with results exact: every click counted once, none lost.
  */
-import { execFile } from 'node:child_process';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestCluster, type TestCluster } from '../harness/cluster.js';
-import { BIN_PATH } from '../../src/cluster/spawn.js';
 import { openCoordinator } from '../../src/client/connect.js';
 import type { Coordinator } from '../../src/coordination/index.js';
-import { type ClickCount } from '../../examples/clicks.js';
-import { awaitJob, awaitSpecGone, expectedClicks } from '../harness/jobs.js';
+import { cli } from '../harness/cli.js';
+import { awaitJob, awaitSpecGone, countedClicks, expectedClicks, submitClicks, type ClicksJob } from '../harness/jobs.js';
 import { getJobSpec } from '../../src/processing/job-host.js';
-
-const REPO = join(import.meta.dirname, '../..');
 let cluster: TestCluster;
 let coordinator: Coordinator;
 
@@ -27,24 +22,11 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
-function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN_PATH, ...args], { cwd: REPO, timeout: 60_000 }, (err, stdout, stderr) =>
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }),
-    );
-  });
-}
 
 describe('a job spread over compute nodes', () => {
   it('goes on while the storage tier scales out under its state and results; results exact', async () => {
-    const rate = 3000;
-    const total = 36_000;
-    const users = 30;
-    const submitted = await cli([
-      'run', 'examples/clicks.ts', '--on-cluster', '--id', 'clicks-storage', '--checkpoint-interval', '300ms', '--dir', cluster.dir, '--',
-      '--source', 'generator', '--splits', '2', '--rate', String(rate), '--count', String(total), '--users', String(users), '--seed', '29',
-      '--out', 'ns:clicks-storage',
-    ]);
+    const spec: ClicksJob = { id: 'clicks-storage', rate: 3000, total: 36_000, users: 30, seed: 29, splits: 2 };
+    const submitted = await submitClicks(cluster.dir, spec);
     expect(submitted.code, submitted.stderr).toBe(0);
     await awaitJob(coordinator, 'clicks-storage', (j) => (j.workers?.length ?? 0) === 2 && (j.checkpointEpoch ?? 0) >= 2);
     // The job's state namespace and its results move to the new node while the workers write them.
@@ -56,21 +38,12 @@ describe('a job spread over compute nodes', () => {
     // Still running: the scale-out happened under the job, not after it.
     expect(await getJobSpec(coordinator, 'clicks-storage')).toBeDefined();
     await awaitSpecGone(coordinator, 'clicks-storage', 60_000);
-    const expected = expectedClicks(29, total, rate, users);
-    const got = new Map<string, number>();
-    for await (const e of client.scan('clicks-storage')) got.set(e.key, (e.value as ClickCount).clicks);
-    expect(got).toEqual(expected);
+    expect(await countedClicks(client, 'clicks-storage')).toEqual(expectedClicks(spec.seed, spec.total, spec.rate, spec.users));
   });
 
   it('runs a worker on every compute node, rescales when one joins and recovers when one dies; results exact', async () => {
-    const rate = 3000;
-    const total = 36_000;
-    const users = 40;
-    const submitted = await cli([
-      'run', 'examples/clicks.ts', '--on-cluster', '--id', 'clicks-spread', '--checkpoint-interval', '300ms', '--dir', cluster.dir, '--',
-      '--source', 'generator', '--splits', '4', '--rate', String(rate), '--count', String(total), '--users', String(users), '--seed', '23',
-      '--out', 'ns:clicks-spread',
-    ]);
+    const spec: ClicksJob = { id: 'clicks-spread', rate: 3000, total: 36_000, users: 40, seed: 23, splits: 4 };
+    const submitted = await submitClicks(cluster.dir, spec);
     expect(submitted.code, submitted.stderr).toBe(0);
 
     // Both compute nodes work on it, and it commits checkpoints job-wide.
@@ -95,10 +68,6 @@ describe('a job spread over compute nodes', () => {
     expect(narrower.pid).toBe(first.pid);
 
     await awaitSpecGone(coordinator, 'clicks-spread', 90_000);
-    const expected = expectedClicks(23, total, rate, users);
-    const client = await cluster.client();
-    const got = new Map<string, number>();
-    for await (const e of client.scan('clicks-spread')) got.set(e.key, (e.value as ClickCount).clicks);
-    expect(got).toEqual(expected);
+    expect(await countedClicks(await cluster.client(), 'clicks-spread')).toEqual(expectedClicks(spec.seed, spec.total, spec.rate, spec.users));
   });
 });

@@ -2,18 +2,15 @@
  * What `rebalance` and `scale storage=N` refuse, each with a clear reason and nothing changed: a second rebalance
  * while one runs, a node that does not answer; and what `status` says about a move whose driver is gone.
  */
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cli } from '../harness/cli.js';
 import { startTestCluster, type TestCluster } from '../harness/cluster.js';
 import { startLocalCluster } from '../../src/cluster/local-cluster.js';
-import { BIN_PATH } from '../../src/cluster/spawn.js';
 import { ClusterDir } from '../../src/config/cluster-dir.js';
 import { clusterStatus, formatStatus } from '../../src/cluster/status.js';
 import { PeerPool, type ShardflowClient } from '../../src/client/index.js';
 import { MigrationDriver } from '../../src/migration/index.js';
 
-const exec = promisify(execFile);
 let cluster: TestCluster;
 let client: ShardflowClient;
 
@@ -29,15 +26,6 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await exec(process.execPath, [BIN_PATH, ...args], { env: { ...process.env, SHARDFLOW_LOG: 'warn' } });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 /** Epochs and move entries of every namespace: what a refused command must leave as it was. */
 async function routingState(): Promise<string> {

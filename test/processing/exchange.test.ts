@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
+import { mulberry32 as rng } from '../dispatch/prng.js';
 import { ExchangeIn, ExchangeOut } from '../../src/processing/exchange.js';
 import type { BarrierEl, Element, EndEl, MarkEl, RecordEl, TickEl, WatermarkEl } from '../../src/processing/elements.js';
 
@@ -28,18 +29,6 @@ const mark = (split: number): MarkEl => ({ t: 'm', split, done: false, readAt: 0
 const positionsOf = (w: number, epoch: number) => ({ [`split-${w}`]: { position: { worker: w, epoch }, done: false } });
 
 const routeByTo = (el: RecordEl): number => (el.value as Val).to;
-
-/** A seeded PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const macrotask = () => new Promise<void>((r) => setImmediate(r));
 async function settle(turns = 5): Promise<void> {
