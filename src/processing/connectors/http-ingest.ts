@@ -15,15 +15,21 @@
  * `details.line`; with `badLines: 'dead-letter'` such lines are kept as dead letters instead and the request
  * succeeds), 503 while stopping.
  *
+ * **Trimming.** A partition log is a folder of segments (`<logDir>/p<N>/<offset>.log`, rolled at `segmentBytes`).
+ * When a checkpoint commits, the job tells each reader its committed position (`SourceReader.committed`) and the
+ * segments wholly before it are deleted: the disk holds what the last checkpoint has not covered, plus up to a segment
+ * per partition. So one job consumes a log folder; a second job reading the same folder would lose what the first
+ * trimmed. Logs of the old layout (`<logDir>/p<N>.ndjson`) are read, and migrated to segments by the endpoint.
+ *
  * The endpoint lives in the process that calls `listen()` (or `splits()`, which listens: the process that plans the
- * job hosts it); readers open the log files, so they must run on the same host. The logs are not trimmed yet.
+ * job hosts it); readers open the log files, so they must run on the same host.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { ClusterDir } from '../../config/cluster-dir.js';
 import { BusyError, ConfigError } from '../../errors/index.js';
-import { PartitionAppender, PartitionReader, type LogEntry } from './ingest-log.js';
+import { DEFAULT_SEGMENT_BYTES, PartitionAppender, PartitionReader, type LogEntry } from './ingest-log.js';
 import { checkBearer, checkSignature } from './signing.js';
 import type { Json, Source, SourceReader, SourceSplit } from './types.js';
 
@@ -54,6 +60,11 @@ export interface HttpIngestOptions<T> {
   eventTime?: (value: T) => number | undefined;
   /** How often a reader in another process looks for appends (default 25 ms). */
   pollMs?: number;
+  /**
+   * A partition log rolls to a new segment file once its last one holds this many bytes (default 64 MiB). Committed
+   * checkpoints delete whole segments, so this is also how much a partition keeps beyond what is not yet committed.
+   */
+  segmentBytes?: number;
 }
 
 interface HttpFailure {
@@ -88,6 +99,7 @@ export class HttpIngestSource<T = unknown> implements Source<T> {
   private readonly partitions: number;
   private readonly maxRequestBytes: number;
   private readonly maxLineBytes: number;
+  private readonly segmentBytes: number;
   private server: Server | undefined;
   private listening: Promise<string> | undefined;
   private appenders: PartitionAppender[] = [];
@@ -101,6 +113,10 @@ export class HttpIngestSource<T = unknown> implements Source<T> {
     this.partitions = options.partitions ?? 1;
     this.maxRequestBytes = options.maxRequestBytes ?? 8 * 1024 * 1024;
     this.maxLineBytes = options.maxLineBytes ?? 1024 * 1024;
+    this.segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
+    if (!Number.isSafeInteger(this.segmentBytes) || this.segmentBytes < 1) {
+      throw new ConfigError(`segmentBytes must be a positive integer, not ${options.segmentBytes}`);
+    }
     if (!Number.isInteger(this.partitions) || this.partitions < 1 || this.partitions > 1024) {
       throw new ConfigError(`partitions must be an integer from 1 to 1024, not ${options.partitions}`);
     }
@@ -130,7 +146,9 @@ export class HttpIngestSource<T = unknown> implements Source<T> {
     try {
       const sync = this.options.sync === 'device';
       const appenders = await Promise.all(
-        Array.from({ length: this.partitions }, (_, i) => PartitionAppender.open(this.fileOf(i), sync)),
+        Array.from({ length: this.partitions }, (_, i) =>
+          PartitionAppender.open({ dir: this.dirOf(i), sync, segmentBytes: this.segmentBytes }),
+        ),
       );
       this.appenders = appenders;
       const server = createServer((req, res) => {
@@ -182,21 +200,24 @@ export class HttpIngestSource<T = unknown> implements Source<T> {
     await this.listen();
     return Array.from({ length: this.partitions }, (_, i) => ({
       id: `${this.name}/p${i}`,
-      spec: { file: this.fileOf(i), partition: i },
+      spec: { dir: this.dirOf(i), partition: i },
     }));
   }
 
   async open(split: SourceSplit, from?: Json): Promise<SourceReader<T>> {
-    const spec = split.spec as { file?: unknown; partition?: unknown };
-    if (typeof spec?.file !== 'string' || typeof spec.partition !== 'number') {
+    const spec = split.spec as { dir?: unknown; file?: unknown; partition?: unknown };
+    // `file`: a split of the old layout (`<logDir>/p<N>.ndjson`), whose partition folder is `<logDir>/p<N>`.
+    const dir = typeof spec?.dir === 'string' ? spec.dir : typeof spec?.file === 'string' ? spec.file.replace(/\.ndjson$/, '') : undefined;
+    if (dir === undefined || typeof spec.partition !== 'number') {
       throw new ConfigError(`not an http ingest split: ${JSON.stringify(split)}`);
     }
-    const offset = (from as { offset?: unknown } | undefined)?.offset ?? 0;
-    if (typeof offset !== 'number' || !Number.isInteger(offset) || offset < 0) {
+    // No position: from the start of what the log keeps (the first segment not trimmed).
+    const offset = (from as { offset?: unknown } | null | undefined)?.offset;
+    if (offset !== undefined && (typeof offset !== 'number' || !Number.isInteger(offset) || offset < 0)) {
       throw new ConfigError(`not an http ingest position: ${JSON.stringify(from)}`);
     }
     return new PartitionReader<T>({
-      file: spec.file,
+      dir,
       partition: spec.partition,
       offset,
       pollMs: this.options.pollMs ?? 25,
@@ -228,8 +249,9 @@ export class HttpIngestSource<T = unknown> implements Source<T> {
     throw new BusyError(`cannot lock ${this.dir} for http ingest`);
   }
 
-  private fileOf(partition: number): string {
-    return join(this.dir, `p${partition}.ndjson`);
+  /** A partition's log folder (its segments). */
+  private dirOf(partition: number): string {
+    return join(this.dir, `p${partition}`);
   }
 
   private async handle(secret: Uint8Array, req: IncomingMessage, res: ServerResponse): Promise<void> {
