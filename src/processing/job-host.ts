@@ -99,7 +99,7 @@ export class JobHost {
 
   private constructor(
     private readonly options: JobHostOptions,
-    private readonly lease: Lease,
+    private lease: Lease,
   ) {
     this.log = createLogger(`jobs:${options.nodeId}`);
   }
@@ -107,6 +107,7 @@ export class JobHost {
   static async start(options: JobHostOptions): Promise<JobHost> {
     const lease = await options.coordinator.grantLease(options.leaseTtlMs ?? 3000);
     const host = new JobHost(options, lease);
+    host.keepLease(lease);
     // Watch first, then list: a spec written in between is seen by one or the other (adopt is idempotent).
     host.watch = await options.coordinator.watch(JOB_SPECS_PREFIX, (e) => {
       if (e.type === 'put' && e.value) host.adopt(JSON.parse(e.value) as JobSpec);
@@ -114,6 +115,31 @@ export class JobHost {
     });
     for (const e of await options.coordinator.list(JOB_SPECS_PREFIX)) host.adopt(JSON.parse(e.value) as JobSpec);
     return host;
+  }
+
+  /** The lease campaigns run on: a new one once the last lapsed (an unreachable coordinator for longer than its TTL). */
+  private leaseReady!: Promise<Lease>;
+
+  private keepLease(lease: Lease): void {
+    this.lease = lease;
+    this.leaseReady = Promise.resolve(lease);
+    lease.onLost(() => {
+      if (this.stopped) return;
+      this.leaseReady = this.renewLease();
+    });
+  }
+
+  private async renewLease(): Promise<Lease> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const lease = await this.options.coordinator.grantLease(this.options.leaseTtlMs ?? 3000);
+        this.keepLease(lease);
+        return lease;
+      } catch (err) {
+        if (this.stopped) throw err;
+        await new Promise((r) => setTimeout(r, Math.min(5000, 200 * 2 ** attempt)));
+      }
+    }
   }
 
   /** The node's handler for `job.*` calls. */
@@ -170,7 +196,8 @@ export class JobHost {
 
   private async campaignAndLead(h: Led): Promise<void> {
     const { coordinator, client, nodeId, members, pool } = this.options;
-    const leadership: Leadership = await coordinator.campaign(`job:${h.spec.id}`, nodeId, this.lease, { signal: h.abort.signal });
+    const leadership: Leadership = await coordinator.campaign(`job:${h.spec.id}`, nodeId, await this.leaseReady, { signal: h.abort.signal });
+    let abandoned = false;
     try {
       if (h.abort.signal.aborted) return;
       const spec = h.spec;
@@ -183,6 +210,10 @@ export class JobHost {
         );
         const leader = new JobLeader({ spec, nodeId, backend: new StorageStateBackend(client), members, pool, log: this.log });
         h.leader = leader;
+        leadership.onLost((reason) => {
+          this.log.warn('lost the lead of a job', { job: spec.id, reason: String(reason) });
+          leader.abandon(String(reason));
+        });
         if (h.abort.signal.aborted) leader.requestStop();
         void registration.update({ state: 'running' });
         leader.onCheckpoint = (c) => void registration.update({ checkpointEpoch: c.epoch });
@@ -198,6 +229,12 @@ export class JobHost {
         }, 1000);
         ticker.unref();
         const outcome = await leader.run().finally(() => clearInterval(ticker));
+        if (outcome === 'abandoned') {
+          // Another node leads it now (or will): its record is that node's to write; campaign again behind it.
+          await registration.close().catch(() => undefined);
+          abandoned = true;
+          return;
+        }
         await registration.close({ state: outcome, ...(leader.metrics ? { metrics: leader.metrics, live: liveFigures(leader.metrics, prev) } : {}) });
         // A job that ran to its end, or was asked to stop, is done: its spec goes (this node stopping is not that).
         if (!this.stopped) await coordinator.delete(jobSpecKey(spec.id));
@@ -209,6 +246,10 @@ export class JobHost {
     } finally {
       await leadership.resign().catch(() => undefined);
       if (this.led.get(h.spec.id) === h) this.led.delete(h.spec.id);
+      if (abandoned && !this.stopped) {
+        const spec = await getJobSpec(coordinator, h.spec.id).catch(() => undefined);
+        if (spec) this.adopt(spec);
+      }
     }
   }
 

@@ -36,8 +36,8 @@ export interface JobLeaderOptions {
   callTimeoutMs?: number;
 }
 
-/** How a job ended on this leader. */
-export type LeaderOutcome = 'finished' | 'stopped';
+/** How a job ended on this leader: `abandoned` when it lost the lead (another node leads the job now). */
+export type LeaderOutcome = 'finished' | 'stopped' | 'abandoned';
 
 /** How long a node that refused a worker is left out. */
 const EXCLUDE_MS = 5000;
@@ -80,6 +80,7 @@ export class JobLeader {
   private readonly excluded = new Map<string, number>();
   private generations = 0;
   private stopRequested = false;
+  private abandoned = false;
   private readonly callTimeoutMs: number;
   private unwatch: (() => void) | undefined;
   /** The workers' latest figures, merged (for `shardflow jobs`). */
@@ -98,8 +99,10 @@ export class JobLeader {
     this.unwatch = members.onChange(() => this.membershipChanged());
     try {
       for (;;) {
+        if (this.abandoned) return 'abandoned';
         if (this.stopRequested) return 'stopped';
         const end = await this.runGeneration();
+        if (this.abandoned) return 'abandoned';
         if (end.kind === 'finished') return 'finished';
         if (end.kind === 'stopped' && this.stopRequested) return 'stopped';
         if (end.kind === 'failed') {
@@ -116,6 +119,15 @@ export class JobLeader {
   requestStop(): void {
     this.stopRequested = true;
     if (this.generation) this.stopGeneration(this.generation);
+  }
+
+  /**
+   * This node no longer leads the job (its lease lapsed): the generation is killed at once, nothing more is
+   * committed, and `run` resolves with `abandoned`. The next leader starts from the last checkpoint.
+   */
+  abandon(why: string): void {
+    this.abandoned = true;
+    this.generation?.settle({ kind: 'failed', why: `lost the lead: ${why}` });
   }
 
   /** A worker's report of an epoch: answered with the checkpoint record once the epoch is committed job-wide. */
