@@ -62,3 +62,75 @@ async function healthy(url: string): Promise<boolean> {
     return false;
   }
 }
+
+export interface RunningEtcdCluster extends RunningEtcd {
+  /** The members, in order: each can be stopped (killed, its data gone) on its own. */
+  members: Array<{ name: string; endpoint: string; stop(): Promise<void> }>;
+  /** The member that leads the raft group now (asks the members in turn). */
+  leader(): Promise<string>;
+}
+
+/**
+ * Starts an etcd cluster of `size` members (default 3) on this machine, each with its own ports and data folder,
+ * and resolves once every member reports healthy (which needs a quorum, so they start together).
+ */
+export async function startEtcdCluster(options: { size?: number; timeoutMs?: number } = {}): Promise<RunningEtcdCluster> {
+  const size = options.size ?? 3;
+  const ports = await freePorts(size * 2);
+  const names = Array.from({ length: size }, (_, i) => `sf-m${i}`);
+  const clients = names.map((_, i) => `http://127.0.0.1:${ports[2 * i]}`);
+  const peers = names.map((_, i) => `http://127.0.0.1:${ports[2 * i + 1]}`);
+  const initialCluster = names.map((n, i) => `${n}=${peers[i]}`).join(',');
+  const started = await Promise.allSettled(
+    names.map((name, i) =>
+      spawnServer({
+        name: 'etcd',
+        command: (dir) => [
+          'etcd',
+          [
+            `--name=${name}`,
+            `--data-dir=${join(dir, 'data')}`,
+            `--listen-client-urls=${clients[i]}`,
+            `--advertise-client-urls=${clients[i]}`,
+            `--listen-peer-urls=${peers[i]}`,
+            `--initial-advertise-peer-urls=${peers[i]}`,
+            `--initial-cluster=${initialCluster}`,
+            '--initial-cluster-token=sf-test-cluster',
+            '--initial-cluster-state=new',
+            '--heartbeat-interval=50',
+            '--election-timeout=500',
+            '--logger=zap',
+            '--log-level=error',
+          ],
+        ],
+        ready: () => healthy(clients[i]!),
+        timeoutMs: options.timeoutMs ?? 30_000,
+      }),
+    ),
+  );
+  const servers = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  if (servers.length < size) {
+    await Promise.allSettled(servers.map((s) => s.stop()));
+    throw (started.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason;
+  }
+  const members = names.map((name, i) => ({ name, endpoint: clients[i]!, stop: () => servers[i]!.stop() }));
+  return {
+    endpoints: clients,
+    members,
+    async leader() {
+      for (const m of members) {
+        try {
+          const res = await fetch(`${m.endpoint}/v3/maintenance/status`, { method: 'POST', body: '{}', signal: AbortSignal.timeout(1000) });
+          const body = (await res.json()) as { leader?: string; header?: { member_id?: string } };
+          if (body.leader && body.leader === body.header?.member_id) return m.name;
+        } catch {
+          // A stopped member: ask the next.
+        }
+      }
+      throw new Error('no etcd member says it leads');
+    },
+    stop: async () => {
+      await Promise.allSettled(servers.map((s) => s.stop()));
+    },
+  };
+}
