@@ -79,6 +79,8 @@ export class RpcServer {
     };
     const timer = setTimeout(() => reject('handshake timed out'), this.options.handshakeTimeoutMs ?? 5000);
     timer.unref();
+    // A peer that hangs up before the handshake (a TCP health probe) is gone, not timed out.
+    socket.once('close', () => clearTimeout(timer));
     socket.on('error', () => socket.destroy());
 
     const onData = (chunk: Buffer) => {
