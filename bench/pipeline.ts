@@ -72,8 +72,8 @@ function findings(cells: PipelineCell[], o: PipelineBenchOptions): string[] {
       `Mode, ${d1} stage${d1 === 1 ? '' : 's'}: stream p50 ${formatMs(s.p50Ms)}; batch p50 ` +
         batches.map((b) => `${b.row.trigger} ${formatMs(summarize(b).p50Ms)}`).join(', ') +
         '. A batch result waits for its trigger (an interval trigger: up to the interval, since the record that moves the watermark ' +
-        'waits in the group; a count trigger: the time to collect that many records at the paced rate) and then for the whole group to be ' +
-        'processed, because the group goes to the sink in one write at its end. ' +
+        'waits in the group; a count trigger: the time to collect that many records at the paced rate) and then for the records ahead of it ' +
+        'in the group to be processed. ' +
         `Maximum records/s of batch rows are ${ratioRange(ratios)} of stream's at this depth` +
         (ratios.every((r) => r > 0.8 && r < 1.25)
           ? ': grouping saves little per record in this runner, since each stage still handles the elements one at a time. '
@@ -107,8 +107,8 @@ function findings(cells: PipelineCell[], o: PipelineBenchOptions): string[] {
   }
   out.push(
     'An unpaced generator never waits, so the runner\'s loops run on microtasks alone and starve the timers (ticks, the batch interval, ' +
-      '`stop()`): the job cannot be stopped. The benchmark wraps the source so each read first yields to the event loop (`setImmediate`), ' +
-      'for shardflow and RxJS alike; the runner itself should yield now and then (left for src/processing).',
+      '`stop()`): the job could not be stopped. The runner now yields to the event loop every 10 ms; the benchmark also wraps the ' +
+      'source so each read first yields (`setImmediate`), for shardflow and RxJS alike.',
   );
   return out;
 }
