@@ -14,6 +14,7 @@
  * generation at a checkpoint and start the next on other compute nodes (rescaling), or, after a failure, start the
  * next from the last checkpoint: records after it are read again and their effects on state were never committed.
  */
+import { InvalidArgumentError } from '../errors/index.js';
 import { keySlot } from '../partitioning/index.js';
 import { pickByKey } from '../dispatch/index.js';
 import type { Json } from './connectors/types.js';
@@ -86,7 +87,7 @@ export class ClusterWorker extends LocalJob {
   /** Elements another worker sent to the exchange before `step`; resolves when there is room for more. */
   deliver(step: number, from: number, els: Element[]): Promise<void> {
     const input = this.inputs.get(step);
-    if (!input) throw new RangeError(`step ${step} of job ${this.name} takes no exchange`);
+    if (!input) throw new InvalidArgumentError(`step ${step} of job ${this.placement.job} takes no exchange`);
     return input.accept(from, fromWire(els));
   }
 

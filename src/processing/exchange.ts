@@ -22,6 +22,7 @@
  * @module
  */
 import { performance } from 'node:perf_hooks';
+import { InvalidArgumentError } from '../errors/index.js';
 import type { BarrierEl, Element, RecordEl } from './elements.js';
 import type { Inlet, Outlet } from './runner.js';
 
@@ -176,7 +177,7 @@ export class ExchangeIn implements Outlet {
   /** Takes elements sent by worker `from`, resolving once there is room for more from it. */
   async accept(from: number, els: Element[]): Promise<void> {
     const ch = this.channels[from];
-    if (!ch) throw new RangeError(`no channel for worker ${from}`);
+    if (!ch) throw new InvalidArgumentError(`no channel for worker ${from}`);
     if (this.closed) return;
     for (const el of els) {
       ch.items.push(el);

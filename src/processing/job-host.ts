@@ -153,7 +153,7 @@ export class JobHost {
         return null;
       }
       case 'job.report':
-        return this.leaderOf(p.job).report(p as unknown as EpochReport);
+        return this.leaderOf(p.job).report(epochReport(p));
       case 'job.worker.failed':
         this.leaderOf(p.job).workerFailed(int(p.generation, 'generation'), int(p.index, 'index'), String(p.why));
         return null;
@@ -347,6 +347,16 @@ export class JobHost {
 function int(v: unknown, what: string): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new InvalidArgumentError(`${what} must be a non-negative integer`);
   return v;
+}
+
+function epochReport(p: Record<string, unknown>): EpochReport {
+  int(p.generation, 'generation');
+  int(p.index, 'index');
+  int(p.epoch, 'epoch');
+  if (p.kind !== 'barrier' && p.kind !== 'final' && p.kind !== 'end') throw new InvalidArgumentError('kind must be barrier, final or end');
+  if (typeof p.positions !== 'object' || p.positions === null || Array.isArray(p.positions)) throw new InvalidArgumentError('positions must be an object');
+  if (typeof p.metrics !== 'object' || p.metrics === null) throw new InvalidArgumentError('metrics must be an object');
+  return p as unknown as EpochReport;
 }
 
 function elements(v: unknown): Element[] {

@@ -17,7 +17,7 @@
  * @module
  */
 import type { MemberView, PeerPool } from '../client/index.js';
-import { ClosedError, UnavailableError } from '../errors/index.js';
+import { ClosedError, InvalidArgumentError, UnavailableError } from '../errors/index.js';
 import type { Logger } from '../util/logger.js';
 import type { EpochReport, WorkerPlacement } from './cluster-worker.js';
 import type { JobSpec } from './job-host.js';
@@ -135,6 +135,8 @@ export class JobLeader {
     const g = this.generation;
     if (!g || g.number !== r.generation || g.done)
       return Promise.reject(new ClosedError(`generation ${r.generation} of job ${this.options.spec.id} is over`));
+    if (r.index >= g.latest.length)
+      return Promise.reject(new InvalidArgumentError(`generation ${r.generation} of job ${this.options.spec.id} has no worker ${r.index}`));
     g.latest[r.index] = r;
     const waiting = new Promise<CommitRecord>((resolve, reject) => g.waiters.push({ epoch: r.epoch, resolve, reject }));
     if (r.kind === 'final' && !g.stopping) this.stopGeneration(g); // a worker stopping (its node leaves) stops all
