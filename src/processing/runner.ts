@@ -15,7 +15,8 @@
  * Checkpoints: every `checkpointInterval` a barrier goes in after the current read, carrying every split's position.
  * Each keyed stage moves its state writes to the next epoch as the barrier passes; when the barrier reaches the sink,
  * the sink and the side outputs are flushed and the state backend commits the epoch's state changes with the
- * positions in one step. A restarted job (same name, same backend) reopens its splits at those positions with that
+ * positions in one step — in the background: the sink goes on with the next epoch meanwhile, and the next barrier
+ * waits for it (one commit in flight). A restarted job (same name, same backend) reopens its splits at those positions with that
  * state: exactly-once effect on state, at-least-once output.
  */
 import { EventEmitter } from 'node:events';
@@ -369,6 +370,8 @@ export class LocalJob extends EventEmitter implements JobHandle {
       await Promise.allSettled(loops);
       throw err;
     }
+    // A commit that failed in the background ended the loops: the job fails with it.
+    if (this.commitFailure) throw this.commitFailure;
   }
 
   private inlets: Inlet[] = [];
@@ -446,14 +449,29 @@ export class LocalJob extends EventEmitter implements JobHandle {
         readAts.push(el.readAt);
       } else if (el.t === 'b') {
         await write();
+        await this.settleCommit();
         // A barrier that came through an exchange after this process's source ended carries no positions: they are
         // the final ones.
         const positions = el.positions ?? this.splits.snapshot();
-        await this.commit(el.epoch, positions, el.positions ? el.watermarks : (this.execs[0] as StatelessExec | undefined)?.watermarkState(), el.final ? 'final' : 'barrier');
+        const watermarks = el.positions ? el.watermarks : (this.execs[0] as StatelessExec | undefined)?.watermarkState();
         this.nextEpoch = Math.max(this.nextEpoch, el.epoch + 1);
-        if (el.final) return true;
+        if (el.final) {
+          await this.commit(el.epoch, positions, watermarks, 'final');
+          return true;
+        }
+        // The sink goes on with the next epoch's records while this one commits (at-least-once output allows it;
+        // state after the barrier is already the next epoch's). The source injects no barrier until it is done.
+        await this.flushForCommit();
+        const commit = this.commit(el.epoch, positions, watermarks, 'barrier', true);
+        this.pendingCommit = commit;
+        // Surfaced by settleCommit at the next barrier; and at once, since without it no barrier comes again.
+        commit.catch((err: unknown) => {
+          this.commitFailure ??= err instanceof Error ? err : new Error(String(err));
+          for (const q of this.queues) q.close();
+        });
       } else if (el.t === 'e') {
         await write();
+        await this.settleCommit();
         // The end of a bounded input is a checkpoint too: a finished job run again has nothing left to do.
         if (this.checkpointMs > 0) await this.commit(this.nextEpoch++, this.splits.snapshot(), (this.execs[0] as StatelessExec).watermarkState(), 'end');
         return true;
@@ -464,11 +482,27 @@ export class LocalJob extends EventEmitter implements JobHandle {
     return false;
   }
 
-  private async commit(epoch: number, positions: Checkpoint['positions'], watermarks: BarrierEl['watermarks'], how: CommitKind): Promise<void> {
-    if (this.killed) return;
-    const started = performance.now();
+  /** The commit of the last barrier, while it runs. */
+  private pendingCommit: Promise<void> | undefined;
+  private commitFailure: Error | undefined;
+
+  /** Waits for the commit in flight, if any; throws what it failed with. */
+  private async settleCommit(): Promise<void> {
+    const pending = this.pendingCommit;
+    this.pendingCommit = undefined;
+    if (pending) await pending;
+  }
+
+  /** What an epoch's records wrote must be durable before the epoch commits. */
+  private async flushForCommit(): Promise<void> {
     await this.writer.flush();
     await this.outputs.durable();
+  }
+
+  private async commit(epoch: number, positions: Checkpoint['positions'], watermarks: BarrierEl['watermarks'], how: CommitKind, flushed = false): Promise<void> {
+    if (this.killed) return;
+    const started = performance.now();
+    if (!flushed) await this.flushForCommit();
     if (this.killed) return;
     const checkpoint: Checkpoint = { epoch, positions, at: Date.now() };
     if (watermarks !== undefined) checkpoint.watermarks = watermarks;

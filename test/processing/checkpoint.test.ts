@@ -110,3 +110,35 @@ describe.each(['stream', 'batch'] as Mode[])('checkpoints (%s mode)', (mode) => 
     expect(b.out.map).toEqual(clean.out.map);
   });
 });
+
+describe('a checkpoint that fails to commit', () => {
+  it('fails the job with the error (commits run in the background, so nothing else would say so)', async () => {
+    const state = new MemoryStateBackend();
+    const open = state.open.bind(state);
+    // The third commit fails, as a storage tier that cannot be reached would make it.
+    state.open = async (job: string) => {
+      const js = await open(job);
+      const commit = js.commit.bind(js);
+      let commits = 0;
+      js.commit = async (cp: Checkpoint) => {
+        if (++commits === 3) throw new Error('the state store is gone');
+        return commit(cp);
+      };
+      return js;
+    };
+    const out = upsertSink<number>();
+    // Unbounded (no count): only the failed commit can end it.
+    const job = pipeline('failing')
+      .from(generator({ seed: 1, rate: 2000, make: (i) => `k${i % 10}` }))
+      .keyBy((k) => k)
+      .process<{ key: string; value: number }>(async (k, ctx) => {
+        const n = ctx.value<number>('n');
+        n.set(((await n.get()) ?? 0) + 1);
+        ctx.emit({ key: k, value: 1 });
+      })
+      .to(out.sink)
+      .start({ state, checkpointInterval: 20 });
+    await expect(job.done).rejects.toThrow(/the state store is gone/);
+    expect(job.metrics.snapshot().checkpoints.count).toBe(2);
+  });
+});
