@@ -35,6 +35,7 @@ export {
   type UpOptions,
   type LocalCluster,
 } from './cluster/local-cluster.js';
+export { attachClusterDir, type AttachOptions } from './cluster/attach.js';
 export { clusterStatus, type ClusterStatus, type NodeStatus, type NamespaceStatus } from './cluster/status.js';
 export { rebalanceLocal, scaleLocalStorage, type RebalanceOutput, type RebalanceReport } from './cluster/rebalance-local.js';
 export { type MigrationsStatus, type MigrationStatus } from './cluster/status-migrations.js';

@@ -42,7 +42,7 @@ afterAll(async () => {
 
 describe('shardflow CLI: usage', () => {
   it('prints help for every command', async () => {
-    const commands = [[], ['up'], ['down'], ['status'], ['node'], ['demo'], ['call'], ['scale'], ['rebalance'], ['autoscale'], ['run'], ['jobs'], ['stop'], ['kv'], ['kv', 'get'], ['kv', 'put'], ['kv', 'del'], ['kv', 'scan'], ['kv', 'import'], ['kv', 'export'], ['kv', 'create-ns']];
+    const commands = [[], ['up'], ['down'], ['attach'], ['status'], ['node'], ['demo'], ['call'], ['scale'], ['rebalance'], ['autoscale'], ['run'], ['jobs'], ['stop'], ['kv'], ['kv', 'get'], ['kv', 'put'], ['kv', 'del'], ['kv', 'scan'], ['kv', 'import'], ['kv', 'export'], ['kv', 'create-ns']];
     const results = await Promise.all(commands.map((c) => run([...c, '--help'])));
     results.forEach((r, i) => {
       expect(r.code, commands[i]!.join(' ')).toBe(0);

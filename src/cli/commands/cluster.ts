@@ -1,5 +1,6 @@
 /**
- * `shardflow up`, `down` and `status`: a local cluster's life and what it looks like now. Implementations load on
+ * `shardflow up`, `down`, `attach` and `status`: a local cluster's life, a directory for a cluster elsewhere, and what
+ * it looks like now. Implementations load on
  * use, so `--help` and usage errors answer at once.
  */
 import type { Command } from 'commander';
@@ -39,6 +40,20 @@ export function registerClusterCommands(program: Command): void {
       process.stdout.write('stopping...\n');
       await stopLocalCluster(opts.dir);
       process.stdout.write('stopped\n');
+    });
+
+  program
+    .command('attach')
+    .description('make --dir a cluster directory for a cluster that runs elsewhere (etcd across hosts); starts nothing')
+    .requiredOption('--coordinator <url>', 'the cluster\'s coordinator: etcd://host:port,...[/prefix] or embedded://host:port')
+    .requiredOption('--secret-file <file>', 'the cluster secret (64 hex digits, mode 0600), copied into --dir')
+    .option('--dir <dir>', 'cluster directory', DEFAULT_CLUSTER_DIR)
+    .option('--no-check', 'do not check that the coordinator answers')
+    .action(async (opts: { coordinator: string; secretFile: string; dir: string; check: boolean }) => {
+      const coordinator = parseCoordinatorUrl(opts.coordinator);
+      const { attachClusterDir } = await import('../../cluster/attach.js');
+      const { dir, members } = await attachClusterDir({ dir: opts.dir, coordinator, secretFile: opts.secretFile, check: opts.check });
+      process.stdout.write(`${dir} now points at ${opts.coordinator}${members === undefined ? '' : ` (${members} node${members === 1 ? '' : 's'} registered)`}; every --dir command works on it\n`);
     });
 
   program
