@@ -21,6 +21,7 @@
  * await runJob(counts.plan, { state });   // resumes from the last checkpoint
  * ```
  */
+import { copyValue } from './copy-value.js';
 import type { Json } from './connectors/types.js';
 import type { SplitPosition } from './elements.js';
 
@@ -97,11 +98,6 @@ export interface StateBackend {
 const TOMBSTONE = Symbol('deleted');
 type Pending = Json | typeof TOMBSTONE;
 
-// Values are copied on the way in and out: a user function that mutates an accumulator in place must not change
-// what a checkpoint committed (a storage-tier backend copies by serialising, so both behave the same).
-function copy<V>(value: V): V {
-  return value === null || typeof value !== 'object' ? value : structuredClone(value);
-}
 
 class MemoryJobState implements JobState {
   /** Committed state: stage → slot → key → value. */
@@ -126,14 +122,14 @@ class MemoryJobState implements JobState {
       const id = `${stage}\0${slot}\0${key}`;
       for (let i = this.epochs.length - 1; i >= 0; i--) {
         const hit = this.pending.get(this.epochs[i]!)!.get(id);
-        if (hit) return hit.value === TOMBSTONE ? undefined : copy(hit.value);
+        if (hit) return hit.value === TOMBSTONE ? undefined : copyValue(hit.value);
       }
     }
-    return copy(this.committed.get(stage)?.get(slot)?.get(key));
+    return copyValue(this.committed.get(stage)?.get(slot)?.get(key));
   }
 
   put(stage: string, slot: number, key: string, value: Json, epoch: number): void {
-    this.layer(epoch).set(`${stage}\0${slot}\0${key}`, { stage, slot, key, value: copy(value) });
+    this.layer(epoch).set(`${stage}\0${slot}\0${key}`, { stage, slot, key, value: copyValue(value) });
   }
 
   delete(stage: string, slot: number, key: string, epoch: number): void {
@@ -154,7 +150,7 @@ class MemoryJobState implements JobState {
         if (options.slot !== undefined && p.slot !== options.slot) continue;
         merged.set(`${p.slot}\0${p.key}`, p.value === TOMBSTONE ? undefined : { slot: p.slot, key: p.key, value: p.value });
       }
-    for (const entry of merged.values()) if (entry) yield { ...entry, value: copy(entry.value) };
+    for (const entry of merged.values()) if (entry) yield { ...entry, value: copyValue(entry.value) };
   }
 
   async commit(checkpoint: Checkpoint): Promise<void> {

@@ -55,6 +55,7 @@
  *   the stage's key range: keep `slotCount` small (default 256) for jobs that restore many timers.
  * - `lineage` grows by one entry per run that commits; it is a few bytes each.
  */
+import { copyValue } from './copy-value.js';
 import type { BatchOp, ShardflowClient } from '../client/index.js';
 import { ClosedError, InvalidArgumentError, UnknownNamespaceError, VersionConflictError } from '../errors/index.js';
 import type { Json } from './connectors/types.js';
@@ -93,9 +94,6 @@ interface Meta {
 const TOMBSTONE = Symbol('deleted');
 type Pending = { stage: string; slot: number; key: string; value: Json | typeof TOMBSTONE };
 
-function copy<V>(value: V): V {
-  return value === null || typeof value !== 'object' ? value : structuredClone(value);
-}
 
 /**
  * Keeps each job's state and checkpoints in a namespace of the storage tier; see the module documentation for the
@@ -214,14 +212,14 @@ class StorageJobState implements SharedJobState, CheckpointWriter {
     const id = storedKey(stage, slot, key);
     for (let i = this.epochs.length - 1; i >= 0; i--) {
       const hit = this.pending.get(this.epochs[i]!)!.get(id);
-      if (hit) return hit.value === TOMBSTONE ? undefined : copy(hit.value);
+      if (hit) return hit.value === TOMBSTONE ? undefined : copyValue(hit.value);
     }
     const stored = this.cache.has(id) ? this.cache.get(id)! : await this.fetch(id);
-    return copy(this.valueOf(stored));
+    return copyValue(this.valueOf(stored));
   }
 
   put(stage: string, slot: number, key: string, value: Json, epoch: number): void {
-    this.layer(epoch).set(storedKey(stage, slot, key), { stage, slot, key, value: copy(value) });
+    this.layer(epoch).set(storedKey(stage, slot, key), { stage, slot, key, value: copyValue(value) });
   }
 
   delete(stage: string, slot: number, key: string, epoch: number): void {
@@ -245,7 +243,7 @@ class StorageJobState implements SharedJobState, CheckpointWriter {
         if (options.slot !== undefined && p.slot !== options.slot) continue;
         merged.set(id, p.value === TOMBSTONE ? undefined : { slot: p.slot, key: p.key, value: p.value });
       }
-    for (const entry of merged.values()) if (entry) yield { ...entry, value: copy(entry.value) };
+    for (const entry of merged.values()) if (entry) yield { ...entry, value: copyValue(entry.value) };
   }
 
   async commit(checkpoint: Checkpoint): Promise<void> {
