@@ -58,7 +58,7 @@ export interface WorkerLinks {
 
 const SLOTS = 4096;
 /** An exchange buffers this many times a local queue's capacity, per channel. */
-const EXCHANGE_DEPTH = 4;
+const EXCHANGE_DEPTH = 16;
 
 export class ClusterWorker extends LocalJob {
   /** Exchange inputs by the step they feed. */
