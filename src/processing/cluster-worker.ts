@@ -19,7 +19,7 @@ import { keySlot } from '../partitioning/index.js';
 import { pickByKey } from '../dispatch/index.js';
 import type { Json } from './connectors/types.js';
 import type { Element, RecordEl } from './elements.js';
-import { ExchangeIn, ExchangeOut, fromWire, toWire } from './exchange.js';
+import { ExchangeIn, ExchangeOut, fromWire, toWire, type WireBatch } from './exchange.js';
 import type { LogicalPlan } from './plan.js';
 import { LocalJob, type CommitKind, type Inlet, type JobRunOptions, type Outlet } from './runner.js';
 import { SplitSet } from './splits.js';
@@ -50,8 +50,8 @@ export interface EpochReport {
 
 /** How a worker reaches the others and its leader (the job host gives it calls over the wire). */
 export interface WorkerLinks {
-  /** Sends elements to worker `to`'s exchange before step `step`. */
-  send(to: number, step: number, els: Element[]): Promise<void>;
+  /** Sends a batch to worker `to`'s exchange before step `step`. */
+  send(to: number, step: number, batch: WireBatch): Promise<void>;
   /** Reports an epoch; resolves with the checkpoint record once the leader has written it. */
   report(report: EpochReport): Promise<CommitRecord>;
 }
@@ -84,8 +84,8 @@ export class ClusterWorker extends LocalJob {
       this.inputs.set(step, new ExchangeIn(placement.workers.length, placement.index, capacity, (epoch) => this.pull(epoch)));
   }
 
-  /** Elements another worker sent to the exchange before `step`; resolves when there is room for more. */
-  deliver(step: number, from: number, els: Element[]): Promise<void> {
+  /** A batch another worker sent to the exchange before `step`; resolves when there is room for more. */
+  deliver(step: number, from: number, els: unknown): Promise<void> {
     const input = this.inputs.get(step);
     if (!input) throw new InvalidArgumentError(`step ${step} of job ${this.placement.job} takes no exchange`);
     return input.accept(from, fromWire(els));

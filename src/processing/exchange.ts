@@ -38,21 +38,63 @@ export type ExchangeSend = (to: number, els: Element[]) => Promise<void>;
 const SEND_BATCH = 4096;
 const SEND_BYTES = 1 << 20;
 
-/** Element times are per process (`performance.now()`): across processes they travel as wall-clock times. */
-export function toWire(els: Element[]): Element[] {
-  // A record goes to one worker only: it is changed in place. Watermarks and the end go to all: copied.
-  return els.map((el) => {
-    if (el.t === 'r') {
-      el.readAt += performance.timeOrigin;
-      return el;
-    }
-    return 'readAt' in el ? { ...el, readAt: el.readAt + performance.timeOrigin } : el;
-  });
+/**
+ * A batch of elements as it crosses between workers: records by column (no field names repeated per record), the
+ * control elements with their places in the sequence. Element times are per process (`performance.now()`): across
+ * processes they travel as wall-clock times.
+ */
+export interface WireBatch {
+  /** Elements in all. */
+  n: number;
+  /** The records' values, event times, read times (wall clock), sizes and splits, in order. */
+  v: unknown[];
+  ts: number[];
+  ra: number[];
+  by: number[];
+  sp: number[];
+  /** The other elements and their index in the sequence. */
+  ctl: Array<[number, Element]>;
 }
 
-export function fromWire(els: Element[]): Element[] {
-  for (const el of els) if ('readAt' in el) el.readAt -= performance.timeOrigin;
-  return els;
+export function toWire(els: Element[]): WireBatch {
+  const b: WireBatch = { n: els.length, v: [], ts: [], ra: [], by: [], sp: [], ctl: [] };
+  const origin = performance.timeOrigin;
+  els.forEach((el, i) => {
+    if (el.t === 'r') {
+      b.v.push(el.value);
+      b.ts.push(el.ts);
+      b.ra.push(el.readAt + origin);
+      b.by.push(el.bytes);
+      b.sp.push(el.split);
+    } else b.ctl.push([i, 'readAt' in el ? { ...el, readAt: el.readAt + origin } : el]);
+  });
+  return b;
+}
+
+const CONTROL = new Set(['w', 'm', 'p', 'b', 'e']);
+
+/** The elements of a batch another worker sent. @throws InvalidArgumentError if it is not a well-formed batch. */
+export function fromWire(raw: unknown): Element[] {
+  const b = raw as Partial<WireBatch> | null;
+  const arrays = b && [b.v, b.ts, b.ra, b.by, b.sp];
+  if (!b || typeof b.n !== 'number' || !Array.isArray(b.ctl) || !arrays!.every((a) => Array.isArray(a) && a.length === b.v!.length) || b.v!.length + b.ctl.length !== b.n)
+    throw new InvalidArgumentError('an exchange batch must be { n, v, ts, ra, by, sp, ctl } with matching lengths');
+  const origin = performance.timeOrigin;
+  const out = new Array<Element>(b.n);
+  for (const entry of b.ctl) {
+    const [i, el] = Array.isArray(entry) ? entry : [];
+    if (typeof i !== 'number' || !Number.isInteger(i) || i < 0 || i >= b.n || typeof el !== 'object' || el === null || !CONTROL.has((el as Element).t))
+      throw new InvalidArgumentError('an exchange batch holds a malformed control element');
+    if ('readAt' in el) el.readAt -= origin;
+    out[i] = el;
+  }
+  let r = 0;
+  for (let i = 0; i < b.n; i++) {
+    if (out[i] !== undefined) continue;
+    out[i] = { t: 'r', value: b.v![r], ts: b.ts![r] as number, readAt: (b.ra![r] as number) - origin, bytes: b.by![r] as number, split: b.sp![r] as number };
+    r++;
+  }
+  return out;
 }
 
 /** The sending side of an exchange on one worker: a buffer per receiving worker, one send in flight to each. */

@@ -26,7 +26,6 @@ import { JOB_SPECS_PREFIX, jobSpecKey } from '../coordination/index.js';
 import { BusyError, ClosedError, InvalidArgumentError, UnavailableError, UnknownMethodError } from '../errors/index.js';
 import { createLogger } from '../util/logger.js';
 import { ClusterWorker, type EpochReport, type WorkerPlacement } from './cluster-worker.js';
-import type { Element } from './elements.js';
 import { loadJob, parseJobArgs } from './job.js';
 import { JobLeader } from './job-leader.js';
 import { Pipeline } from './pipeline.js';
@@ -149,7 +148,7 @@ export class JobHost {
     switch (method) {
       case 'job.exchange': {
         const worker = await this.workerFor(p.job, p.generation);
-        await worker.deliver(int(p.step, 'step'), int(p.from, 'from'), elements(p.els));
+        await worker.deliver(int(p.step, 'step'), int(p.from, 'from'), p.els);
         return null;
       }
       case 'job.report':
@@ -359,13 +358,6 @@ function epochReport(p: Record<string, unknown>): EpochReport {
   return p as unknown as EpochReport;
 }
 
-function elements(v: unknown): Element[] {
-  if (!Array.isArray(v)) throw new InvalidArgumentError('els must be an array of elements');
-  for (const el of v)
-    if (typeof el !== 'object' || el === null || !['r', 'w', 'm', 'p', 'b', 'e'].includes((el as { t?: unknown }).t as string))
-      throw new InvalidArgumentError('els must be an array of elements');
-  return v as Element[];
-}
 
 /** Registers the job's running record, waiting out a dead runner's record (it goes with that runner's lease). */
 async function registerWhenFree(coordinator: Coordinator, spec: JobSpec, signal: AbortSignal): Promise<JobRegistration> {

@@ -733,3 +733,35 @@ describe('ExchangeOut / ExchangeIn: property', () => {
     await fc.assert(fc.asyncProperty(scenarioArb, runScenario), { seed: 42, numRuns: 100 });
   });
 });
+
+describe('exchange batches on the wire', () => {
+  it('a batch survives msgpack in order, records by column, times moved to the wall clock and back', async () => {
+    const { toWire, fromWire } = await import('../../src/processing/exchange.js');
+    const { encodeBody } = await import('../../src/wire/frame.js');
+    const { unpack } = await import('msgpackr');
+    const els: Element[] = [
+      { t: 'r', value: { user: 'u1', n: 1 }, ts: 10, readAt: 5.5, bytes: 12, split: 0 },
+      { t: 'w', wm: 9, readAt: 6 },
+      { t: 'r', value: 'plain', ts: 11, readAt: 7, bytes: 5, split: 1 },
+      { t: 'b', epoch: 3, final: false, positions: { s0: { position: 4, done: false } } },
+      { t: 'e', readAt: 8 },
+    ];
+    const wire = toWire(els);
+    expect(wire.v).toEqual([{ user: 'u1', n: 1 }, 'plain']);
+    expect(wire.ra[0]).toBeCloseTo(5.5 + performance.timeOrigin, 3);
+    const back = fromWire(unpack(encodeBody(wire)));
+    expect(back).toHaveLength(5);
+    for (const [i, el] of back.entries()) {
+      const want = els[i]!;
+      if ('readAt' in want) expect((el as { readAt: number }).readAt).toBeCloseTo(want.readAt, 3);
+      expect({ ...el, readAt: 0 }).toEqual({ ...want, readAt: 0 });
+    }
+  });
+
+  it('refuses what is not a well-formed batch with a typed error', async () => {
+    const { fromWire } = await import('../../src/processing/exchange.js');
+    const { InvalidArgumentError } = await import('../../src/errors/index.js');
+    for (const bad of [null, 5, { n: 1 }, { n: 2, v: [1], ts: [1], ra: [1], by: [1], sp: [1], ctl: [] }, { n: 1, v: [], ts: [], ra: [], by: [], sp: [], ctl: [[0, { t: 'x' }]] }, { n: 1, v: [], ts: [], ra: [], by: [], sp: [], ctl: [[7, { t: 'e', readAt: 1 }]] }])
+      expect(() => fromWire(bad)).toThrow(InvalidArgumentError);
+  });
+});
