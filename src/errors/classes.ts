@@ -64,6 +64,12 @@ export class BusyError extends make('BUSY', 'BusyError', true) {}
  * same object: open a new one.
  */
 export class ClosedError extends make('CLOSED', 'ClosedError', false) {}
+/**
+ * A partition has fewer in-sync copies than a write needs (a majority of its configured copies), or lost them while
+ * the write was being replicated: the write is not acknowledged. Retry once the copies are back (`details` says how
+ * many are in sync and how many are needed).
+ */
+export class NotEnoughReplicasError extends make('NOT_ENOUGH_REPLICAS', 'NotEnoughReplicasError', true) {}
 /** A bug or an unexpected failure on the remote side; its message is kept. */
 export class InternalError extends make('INTERNAL', 'InternalError', false) {}
 
@@ -82,6 +88,7 @@ export const errorClassesByCode: ReadonlyMap<string, new (message: string, optio
       NamespaceExistsError,
       MovedError,
       StaleEpochError,
+      NotEnoughReplicasError,
       VersionConflictError,
       CoordinatorError,
       UnavailableError,

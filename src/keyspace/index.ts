@@ -8,6 +8,7 @@ export {
   RoutingTable,
   DEFAULT_SPLIT_BYTES,
   DEFAULT_SPLIT_OPS_SUSTAIN_MS,
+  MAX_COPIES,
   type Scheme,
   type NamespaceOptions,
   type RoutingRecord,

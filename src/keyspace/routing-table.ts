@@ -6,7 +6,7 @@
  *   hash namespace:  partition = keySlot(key, slotCount); owners kept run-length encoded ([from, to, node] runs)
  *   range namespace: partition = id of the range holding the key (RangeMap, O(log n)); owner per range id
  */
-import { keySlot, DEFAULT_SLOT_COUNT, RangeMap, type Range } from '../partitioning/index.js';
+import { keySlot, DEFAULT_SLOT_COUNT, RangeMap, replicaTargets, minInSync, type Range } from '../partitioning/index.js';
 import { BusyError, InvalidArgumentError } from '../errors/index.js';
 
 export type Scheme = 'hash' | 'range';
@@ -31,7 +31,16 @@ export interface NamespaceOptions {
    * been watched before it may merge (default 10 s).
    */
   splitOpsSustainMs?: number;
+  /**
+   * Hash namespaces: how many copies of each partition to keep, on distinct storage nodes (1 to 7, default 1). One
+   * copy leads and takes writes; a write is acknowledged once every in-sync copy holds it, and refused while fewer
+   * than a majority of `copies` are in sync. Range namespaces keep one copy.
+   */
+  copies?: number;
 }
+
+/** Most copies a partition may have. */
+export const MAX_COPIES = 7;
 
 export const DEFAULT_SPLIT_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_SPLIT_OPS_SUSTAIN_MS = 10_000;
@@ -43,8 +52,16 @@ export interface RoutingRecord {
   epoch: number;
   createdAt: string;
   slotCount?: number;
-  /** Hash: runs of consecutive slots with one owner, `[firstSlot, lastSlotInclusive, nodeId]`. */
+  /** Hash: runs of consecutive slots with one owner (the leader), `[firstSlot, lastSlotInclusive, nodeId]`. */
   slotRuns?: [number, number, string][];
+  /** Configured copies per partition (absent: 1). */
+  copies?: number;
+  /**
+   * Hash, with copies > 1: the in-sync followers of each slot as runs `[firstSlot, lastSlotInclusive, "s2,s3"]`
+   * (empty string: none). Together with the leader they are the partition's in-sync replicas: every acknowledged
+   * write is on each of them, so any one can take over the lead.
+   */
+  followerRuns?: [number, number, string][];
   splitBytes?: number;
   /** Range: requests per second above which a range is split on load (absent: never). */
   splitOps?: number;
@@ -66,6 +83,8 @@ export interface MigrationEntry {
   to: string;
   job: string;
   startedAt: string;
+  /** A copy, not a move: the target joins the in-sync followers and the owner keeps the partition. */
+  copy?: boolean;
 }
 
 /** Where a key lives inside the storage engine. */
@@ -80,6 +99,7 @@ export class RoutingTable {
     readonly record: RoutingRecord,
     private readonly owners: Map<number, string>,
     private readonly rangeMap: RangeMap | undefined,
+    private readonly followers: Map<number, readonly string[]> = new Map(),
   ) {}
 
   get name(): string {
@@ -90,6 +110,14 @@ export class RoutingTable {
   }
   get epoch(): number {
     return this.record.epoch;
+  }
+  /** Configured copies of each partition (1: no followers). */
+  get copies(): number {
+    return this.record.copies ?? 1;
+  }
+  /** In-sync copies a write needs before it is acknowledged (a majority of {@link copies}). */
+  get minInSync(): number {
+    return minInSync(this.copies);
   }
 
   /** Builds the first table of a namespace; `assign` places the partitions on nodes. */
@@ -104,10 +132,24 @@ export class RoutingTable {
       if (!Number.isInteger(slotCount) || slotCount < 1 || slotCount > 65536) {
         throw new InvalidArgumentError(`slotCount must be an integer from 1 to 65536, not ${slotCount}`);
       }
+      const copies = options.copies ?? 1;
+      if (!Number.isInteger(copies) || copies < 1 || copies > MAX_COPIES) {
+        throw new InvalidArgumentError(`copies must be an integer from 1 to ${MAX_COPIES}, not ${copies}`);
+      }
       const owners = assign(Array.from({ length: slotCount }, (_, i) => i));
-      return RoutingTable.fromRecord({ name, scheme: 'hash', epoch: 1, createdAt, slotCount, slotRuns: encodeRuns(owners, slotCount) });
+      const record: RoutingRecord = { name, scheme: 'hash', epoch: 1, createdAt, slotCount, slotRuns: encodeRuns(owners, slotCount) };
+      if (copies > 1) {
+        const nodes = [...new Set(owners.values())];
+        const followers = new Map([...owners].map(([p, leader]) => [p, replicaTargets(p, nodes, [leader], copies - 1)]));
+        record.copies = copies;
+        record.followerRuns = encodeFollowerRuns(followers, slotCount);
+      }
+      return RoutingTable.fromRecord(record);
     }
     if (options.scheme === 'range') {
+      if (options.copies !== undefined && options.copies !== 1) {
+        throw new InvalidArgumentError('range namespaces keep one copy of each range for now: leave copies out or use a hash namespace');
+      }
       const splitBytes = options.splitBytes ?? DEFAULT_SPLIT_BYTES;
       if (!Number.isInteger(splitBytes) || splitBytes < 1024) {
         throw new InvalidArgumentError(`splitBytes must be an integer of at least 1024, not ${splitBytes}`);
@@ -143,7 +185,13 @@ export class RoutingTable {
       const owners = new Map<number, string>();
       for (const [from, to, node] of record.slotRuns ?? []) for (let s = from; s <= to; s++) owners.set(s, node);
       if (owners.size !== record.slotCount) throw new InvalidArgumentError(`routing table of ${record.name} is incomplete`);
-      return new RoutingTable(record, owners, undefined);
+      const followers = new Map<number, readonly string[]>();
+      for (const [from, to, list] of record.followerRuns ?? []) {
+        if (list === '') continue;
+        const ids = Object.freeze(list.split(','));
+        for (let s = from; s <= to; s++) followers.set(s, ids);
+      }
+      return new RoutingTable(record, owners, undefined, followers);
     }
     const ranges = record.ranges ?? [];
     const map = new RangeMap(ranges.map(({ id, start, end }) => ({ id, start, end })));
@@ -159,6 +207,23 @@ export class RoutingTable {
 
   ownerOf(partition: number): string | undefined {
     return this.owners.get(partition);
+  }
+
+  /** The in-sync followers of a partition (not the leader); empty with one copy. */
+  followersOf(partition: number): readonly string[] {
+    return this.followers.get(partition) ?? NO_FOLLOWERS;
+  }
+
+  /** Whether `nodeId` holds an in-sync copy of the partition, as leader or follower. */
+  holds(partition: number, nodeId: string): boolean {
+    return this.owners.get(partition) === nodeId || this.followersOf(partition).includes(nodeId);
+  }
+
+  /** The partitions `nodeId` follows (holds a copy of without leading). */
+  partitionsFollowedBy(nodeId: string): number[] {
+    const out: number[] = [];
+    for (const [p, list] of this.followers) if (list.includes(nodeId)) out.push(p);
+    return out.sort((a, b) => a - b);
   }
 
   /** Every partition id with its owner. */
@@ -190,18 +255,87 @@ export class RoutingTable {
   /** A new table (next epoch) with some partitions given to other nodes. */
   withOwners(changes: Map<number, string>): RoutingTable {
     const owners = new Map(this.owners);
+    const followers = new Map(this.followers);
     for (const [p, node] of changes) {
       if (!owners.has(p)) throw new InvalidArgumentError(`${this.name} has no partition ${p}`);
       owners.set(p, node);
+      // The new leader no longer counts as a follower: copies stay on distinct nodes (re-replication restores the count).
+      const list = followers.get(p);
+      if (list?.includes(node)) followers.set(p, list.filter((n) => n !== node));
     }
     const record: RoutingRecord = { ...this.record, epoch: this.epoch + 1 };
     if (record.migrations) {
       const left = Object.entries(record.migrations).filter(([p]) => !changes.has(Number(p)));
       record.migrations = Object.fromEntries(left);
     }
-    if (this.scheme === 'hash') record.slotRuns = encodeRuns(owners, this.record.slotCount!);
-    else record.ranges = this.record.ranges!.map((r) => ({ ...r, owner: owners.get(r.id)! }));
+    if (this.scheme === 'hash') {
+      record.slotRuns = encodeRuns(owners, this.record.slotCount!);
+      if (this.copies > 1) record.followerRuns = encodeFollowerRuns(followers, this.record.slotCount!);
+    } else {
+      record.ranges = this.record.ranges!.map((r) => ({ ...r, owner: owners.get(r.id)! }));
+    }
     return RoutingTable.fromRecord(record);
+  }
+
+  /**
+   * A new table (next epoch) with the in-sync followers of some partitions replaced: a leader dropping a follower
+   * that fell behind, a copy joining, the controller removing a dead node. Move entries are kept.
+   */
+  withFollowers(changes: Map<number, readonly string[]>): RoutingTable {
+    if (this.scheme !== 'hash') throw new InvalidArgumentError(`${this.name} is a range namespace; it keeps one copy`);
+    const followers = new Map(this.followers);
+    for (const [p, list] of changes) {
+      const leader = this.owners.get(p);
+      if (leader === undefined) throw new InvalidArgumentError(`${this.name} has no partition ${p}`);
+      if (list.includes(leader) || new Set(list).size !== list.length) {
+        throw new InvalidArgumentError(`${this.name}/${p}: followers must be distinct and not the leader`);
+      }
+      followers.set(p, [...list]);
+    }
+    return RoutingTable.fromRecord({ ...this.record, epoch: this.epoch + 1, followerRuns: encodeFollowerRuns(followers, this.record.slotCount!) });
+  }
+
+  /**
+   * Failover: a new table (next epoch) in which each of `changes` leads its partition, taken out of the followers,
+   * and the `dead` nodes are gone from every follower list. Moves of the partitions whose leader changes, and moves
+   * to a dead node, are dropped from the record (their source or target is gone; they roll back). The caller picks
+   * new leaders among the in-sync followers.
+   */
+  withFailover(dead: ReadonlySet<string>, changes: Map<number, string>): RoutingTable {
+    const owners = new Map(this.owners);
+    const followers = new Map(this.followers);
+    for (const [p, leader] of changes) {
+      if (!(this.followersOf(p).includes(leader))) {
+        throw new InvalidArgumentError(`${this.name}/${p}: ${leader} is not an in-sync follower and cannot take over`);
+      }
+      owners.set(p, leader);
+    }
+    for (const [p, list] of followers) {
+      const next = list.filter((n) => !dead.has(n) && n !== owners.get(p));
+      if (next.length !== list.length) followers.set(p, next);
+    }
+    const record: RoutingRecord = { ...this.record, epoch: this.epoch + 1, slotRuns: encodeRuns(owners, this.record.slotCount!) };
+    if (record.migrations) {
+      const left = Object.entries(record.migrations).filter(([p, m]) => !changes.has(Number(p)) && !dead.has(m.to));
+      record.migrations = Object.fromEntries(left);
+    }
+    if (this.copies > 1) record.followerRuns = encodeFollowerRuns(followers, this.record.slotCount!);
+    return RoutingTable.fromRecord(record);
+  }
+
+  /**
+   * A copy's cutover: a new table (next epoch) with `to` among the in-sync followers of `partitions` and their move
+   * entries cleared (one CAS: the copy joins, or — if the entry is gone — nothing happens).
+   */
+  withCopiesJoined(partitions: number[], to: string): RoutingTable {
+    const changes = new Map<number, readonly string[]>();
+    for (const p of partitions) {
+      const list = this.followersOf(p);
+      if (this.ownerOf(p) !== to && !list.includes(to)) changes.set(p, [...list, to]);
+    }
+    const next = this.withFollowers(changes);
+    const migrations = Object.fromEntries(Object.entries(this.record.migrations ?? {}).filter(([p]) => !partitions.includes(Number(p))));
+    return RoutingTable.fromRecord({ ...next.record, migrations });
   }
 
   /** The move in progress for a partition, if any. */
@@ -275,6 +409,19 @@ export class RoutingTable {
     const ranges = map.ranges().map((r) => ({ ...r, owner: this.owners.get(r.id)! }));
     return RoutingTable.fromRecord({ ...this.record, epoch: this.epoch + 1, ranges });
   }
+}
+
+const NO_FOLLOWERS: readonly string[] = Object.freeze([]);
+
+function encodeFollowerRuns(followers: Map<number, readonly string[]>, slotCount: number): [number, number, string][] {
+  const runs: [number, number, string][] = [];
+  for (let s = 0; s < slotCount; s++) {
+    const list = (followers.get(s) ?? NO_FOLLOWERS).join(',');
+    const last = runs[runs.length - 1];
+    if (last && last[2] === list && last[1] === s - 1) last[1] = s;
+    else runs.push([s, s, list]);
+  }
+  return runs;
 }
 
 function encodeRuns(owners: Map<number, string>, slotCount: number): [number, number, string][] {

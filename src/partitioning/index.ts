@@ -12,6 +12,7 @@
  * @module
  */
 export { hash64, hashTag, keySlot, DEFAULT_SLOT_COUNT, MAX_SLOT_COUNT } from './hash.js';
+export { replicaTargets, minInSync } from './replica-placement.js';
 export {
   RangeMap,
   compareKeys,
