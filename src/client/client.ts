@@ -9,6 +9,7 @@ import {
   ConnectionError,
   InvalidArgumentError,
   MovedError,
+  NotEnoughReplicasError,
   UnavailableError,
   UnknownNamespaceError,
 } from '../errors/index.js';
@@ -36,6 +37,18 @@ export interface Entry<V = unknown> {
 export type BatchOp = { op: 'put'; key: string; value: unknown } | { op: 'del'; key: string };
 
 /** Where a request goes: one node, one routing table. */
+/** Where a read may be answered from (see {@link ShardflowClient.get}). */
+export interface ReadOptions {
+  /** `leader` (default): the partition's leader; `follower`: an in-sync follower if one is fresh enough. */
+  from?: 'leader' | 'follower';
+  /** Follower reads: the most the copy may lag the leader, in ms (default 1000, at most 60000). */
+  maxStalenessMs?: number;
+}
+
+const FALLBACK = Symbol('fallback');
+/** How long a request waits for its partition's owner to be a member before it looks at the routing table again. */
+const OWNER_WAIT_MS = 250;
+
 interface Routed {
   table: RoutingTable;
   owner: string;
@@ -106,15 +119,45 @@ export class ShardflowClient {
     return this.catalog.names();
   }
 
-  /** The value at `key`, or undefined. */
-  async get<V = unknown>(namespace: string, key: string): Promise<V | undefined> {
-    return (await this.getEntry<V>(namespace, key))?.value;
+  /**
+   * The value at `key`, or undefined. Reads go to the partition's leader; with `{ from: 'follower' }` an in-sync
+   * follower may answer instead, if it heard from the leader within `maxStalenessMs` (default 1000) — so the value
+   * is at most that much older than the newest acknowledged write. Where no follower can, the leader answers.
+   *
+   * @example
+   * ```ts
+   * const v = await client.get('users', 'u1', { from: 'follower', maxStalenessMs: 500 });
+   * ```
+   */
+  async get<V = unknown>(namespace: string, key: string, options: ReadOptions = {}): Promise<V | undefined> {
+    return (await this.getEntry<V>(namespace, key, options))?.value;
   }
 
-  /** The value and its version (for conditional writes), or undefined. */
-  async getEntry<V = unknown>(namespace: string, key: string): Promise<Entry<V> | undefined> {
+  /** The value and its version (for conditional writes), or undefined. See {@link get} for `options`. */
+  async getEntry<V = unknown>(namespace: string, key: string, options: ReadOptions = {}): Promise<Entry<V> | undefined> {
+    if (options.from === 'follower') {
+      const r = await this.readFollower<Entry<V> | null>(namespace, key, options.maxStalenessMs);
+      if (r !== FALLBACK) return r ?? undefined;
+    }
     const r = await this.send<Entry<V> | null>(namespace, key, 'kv.get', { key }, true);
     return r ?? undefined;
+  }
+
+  /** Asks one in-sync follower of the key's partition (at random); FALLBACK when none is there or fresh enough. */
+  private async readFollower<T>(namespace: string, key: string, maxStalenessMs: number | undefined): Promise<T | typeof FALLBACK> {
+    const table = await this.tableOf(namespace);
+    const followers = table.followersOf(table.place(key).partition);
+    if (followers.length === 0) return FALLBACK;
+    const follower = followers[Math.floor(Math.random() * followers.length)]!;
+    try {
+      const peer = await this.pool.get(follower, Date.now() + Math.min(this.timeoutMs, 1000));
+      const params: Record<string, unknown> = { ns: namespace, key, epoch: table.epoch, replica: true };
+      if (maxStalenessMs !== undefined) params.maxStalenessMs = maxStalenessMs;
+      return await peer.call<T>('kv.get', params, { timeoutMs: Math.min(this.timeoutMs, 1000) });
+    } catch (err) {
+      if (err instanceof InvalidArgumentError) throw err;
+      return FALLBACK;
+    }
   }
 
   /**
@@ -267,8 +310,16 @@ export class ShardflowClient {
   ): Promise<T> {
     for (;;) {
       const { table, owner } = await this.route(namespace, key);
+      let peer;
       try {
-        const peer = await this.pool.get(owner, deadline);
+        // Not long: while the owner is down its partitions may get a new leader (failover), seen on the next route.
+        peer = await this.pool.get(owner, Math.min(deadline, Date.now() + OWNER_WAIT_MS));
+      } catch (err) {
+        if (Date.now() >= deadline) throw err;
+        await this.catalog.refresh(namespace).catch(() => undefined); // nothing was sent: any request may go again
+        continue;
+      }
+      try {
         params.ns = namespace;
         params.epoch = table.epoch;
         return await peer.call<T>(method, params, { timeoutMs: Math.max(1, deadline - Date.now()) });
@@ -291,7 +342,7 @@ export class ShardflowClient {
     if (Date.now() >= deadline) return false;
     if (err instanceof MovedError) return true;
     if (!idempotent) return false;
-    return err instanceof ConnectionError || err instanceof UnavailableError;
+    return err instanceof ConnectionError || err instanceof UnavailableError || err instanceof NotEnoughReplicasError;
   }
 
   private async afterFailure(namespace: string, err: unknown): Promise<void> {

@@ -1,4 +1,4 @@
-export { ShardflowClient, type BatchOp, type Entry, type ClientOptions } from './client.js';
+export { ShardflowClient, type BatchOp, type Entry, type ClientOptions, type ReadOptions } from './client.js';
 export { splitAddress, PeerPool } from './peer-pool.js';
 export type { ServiceCallOptions } from './service-caller.js';
 export { connect, openCoordinator, type ConnectOptions } from './connect.js';

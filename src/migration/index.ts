@@ -3,3 +3,4 @@ export { planRebalance, runMoves, batchMoves, type PlannedMove, type RunOptions 
 export { MigrationDriver, type DriverDeps, type DriverOptions, type LockHolder } from './driver.js';
 export { JobLedger, readJobs, type JobRecord, type MoveStep } from './jobs.js';
 export { planMerges, runMerges, mergeAfterMove, type PlannedMerge, type MergeResult } from './range-merge.js';
+export { ReplicaController, failover, REPLICA_ELECTION, type ReplicaControllerOptions, type ControllerRound } from './replica-controller.js';

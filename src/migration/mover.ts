@@ -50,6 +50,11 @@ export interface MoveBatch {
   from: string;
   to: string;
   partitions: number[];
+  /**
+   * Make a copy instead of moving: `to` joins the partitions' in-sync followers at the cutover and `from` keeps
+   * leading (re-replication). The copy is made exactly as a move's is — snapshot, change log, brief hold.
+   */
+  copy?: boolean;
 }
 
 type Caller = { call<T = unknown>(m: string, p: unknown, o?: { timeoutMs?: number }): Promise<T> };
@@ -132,7 +137,8 @@ export async function moveBatch(ctx: MoveContext, batch: MoveBatch, options: Mov
         if (t.ownerOf(p) === undefined) throw new InvalidArgumentError(`${namespace} has no partition ${p}`);
         if (t.migrationOf(p)) throw new InvalidArgumentError(`${namespace}/${p} is already moving`);
         if (t.ownerOf(p) !== from) throw new UnavailableError(`${namespace}/${p} is not on ${from} (it changed owner meanwhile?)`);
-        next = next.withMigration(p, { to, job, startedAt: record.startedAt });
+        if (batch.copy && t.holds(p, to)) throw new InvalidArgumentError(`${to} already holds a copy of ${namespace}/${p}`);
+        next = next.withMigration(p, { to, job, startedAt: record.startedAt, ...(batch.copy ? { copy: true } : {}) });
       }
       return next;
     });
@@ -177,9 +183,14 @@ export async function moveBatch(ctx: MoveContext, batch: MoveBatch, options: Mov
     const fences = await Promise.all(partitions.map((partition) => src.call<{ lastSeq: number }>('mig.export.fence', { job, partition }, opts)));
     await Promise.all(partitions.map((partition, k) => dst.call('mig.import.catchup', { job, partition, untilSeq: fences[k]!.lastSeq }, opts)));
     const after = await updateTable(ctx, namespace, (t) =>
-      partitions.every((p) => t.migrationOf(p)?.job === job) ? t.withOwners(new Map(partitions.map((p) => [p, to]))) : undefined,
+      !partitions.every((p) => t.migrationOf(p)?.job === job)
+        ? undefined
+        : batch.copy
+          ? t.withCopiesJoined(partitions, to)
+          : t.withOwners(new Map(partitions.map((p) => [p, to]))),
     );
-    if (partitions.some((p) => after.ownerOf(p) !== to)) throw new UnavailableError(`the move of ${namespace}/${partitions.join(',')} was aborted meanwhile`);
+    const landed = (p: number) => (batch.copy ? after.followersOf(p).includes(to) : after.ownerOf(p) === to);
+    if (!partitions.every(landed)) throw new UnavailableError(`the ${batch.copy ? 'copy' : 'move'} of ${namespace}/${partitions.join(',')} was aborted meanwhile`);
     switched = true;
     // The source and target also end these on seeing the table change; asking spares them the wait.
     await Promise.all(partitions.map((partition) => src.call('mig.export.end', { job, partition }, opts).catch(() => undefined)));

@@ -50,6 +50,25 @@ export type BatchOp =
   | { type: 'put'; location: Location; key: string; value: unknown }
   | { type: 'delete'; location: Location; key: string };
 
+/** A committed change to a partition that has followers, as the leader ships it (see replicator.ts). */
+export interface ReplicatedChange {
+  location: Location;
+  key: string;
+  deleted: boolean;
+  value?: unknown;
+  version: number;
+}
+
+/**
+ * What a leader does with its committed writes to partitions that have followers: `ship` sends one group's changes
+ * (in commit order) and resolves once every in-sync follower holds them; the group's writes are answered only then.
+ */
+export interface ReplicationHook {
+  /** Whether changes to this location go to followers (this node leads it, and it has copies). */
+  wants(location: Location): boolean;
+  ship(changes: ReplicatedChange[]): Promise<void>;
+}
+
 /** A read transaction held open: scans through it see the data as it was when it was opened. */
 export interface ReadSnapshot {
   readonly transaction: Transaction;
@@ -59,7 +78,7 @@ export interface ReadSnapshot {
 /** One key's change, in stored-key form, as the group commit applies it. */
 type Write =
   | { type: 'put'; location: Location; key: StoredKey; value: unknown; version: number; ifVersion?: number }
-  | { type: 'delete'; location: Location; key: StoredKey; ifVersion?: number };
+  | { type: 'delete'; location: Location; key: StoredKey; ifVersion?: number; version?: number };
 
 export interface PartitionCounters {
   keys: number;
@@ -89,6 +108,8 @@ export class StorageEngine {
   /** Change logs of partitions being captured (a migration copying them), by partition. */
   private readonly captures = new Map<string, Set<ChangeLog>>();
   private groupChanges: { log: ChangeLog; change: Omit<Change, 'seq'> }[] | undefined;
+  private groupReplicated: ReplicatedChange[] | undefined;
+  private replication: ReplicationHook | undefined;
   private flusher: NodeJS.Timeout | undefined;
   /** Approximate keys and bytes per partition, kept as writes happen; rebuilt from disk at open. */
   private readonly counters = new Map<string, PartitionCounters>();
@@ -104,16 +125,21 @@ export class StorageEngine {
     this.group = new GroupCommit((run) => {
       // Changes to captured partitions reach their logs only once the transaction has committed.
       const changes: { log: ChangeLog; change: Omit<Change, 'seq'> }[] = [];
+      const replicated: ReplicatedChange[] = [];
       const result = transact(() => {
         this.groupChanges = changes;
+        this.groupReplicated = this.replication ? replicated : undefined;
         try {
           run();
         } finally {
           this.groupChanges = undefined;
+          this.groupReplicated = undefined;
         }
       });
       return Promise.resolve(result).then(() => {
         for (const c of changes) c.log.append(c.change);
+        // Answered only once the followers hold the group too (the leader has it already).
+        if (replicated.length > 0) return this.replication!.ship(replicated);
       });
     }, (w) => this.apply(w));
   }
@@ -131,6 +157,11 @@ export class StorageEngine {
       engine.flusher.unref();
     }
     return engine;
+  }
+
+  /** Sets what happens to committed writes of replicated partitions (the storage node's replicator). */
+  setReplication(hook: ReplicationHook | undefined): void {
+    this.replication = hook;
   }
 
   /** A fresh version: greater than any this node has issued or seen. */
@@ -210,11 +241,15 @@ export class StorageEngine {
     if (before === undefined) return false;
     void this.data.remove(write.key);
     this.count(write.location, before, undefined);
-    this.captured(write, { deleted: true, version: this.nextVersion() });
+    this.captured(write, { deleted: true, version: write.version ?? this.nextVersion() });
     return true;
   }
 
   private captured(write: Write, change: { deleted: boolean; value?: unknown; version: number }): void {
+    const replicated = this.groupReplicated;
+    if (replicated && this.replication!.wants(write.location)) {
+      replicated.push({ location: write.location, key: write.key[write.key.length - 1] as string, ...change });
+    }
     const logs = this.captures.get(counterKey(write.location));
     if (!logs || !this.groupChanges) return;
     const key = write.key[write.key.length - 1] as string;
@@ -258,6 +293,25 @@ export class StorageEngine {
           : { type: 'put', location, key: storedKey(location, e.key), value: e.value, version: e.version },
       ),
     });
+  }
+
+  /**
+   * A follower's apply: the leader's changes, across partitions, in one transaction and in the order given, keeping
+   * their versions (deletes too, so a follower that later leads hands on the same change). Submitted at once, so
+   * calls commit in the order they are made.
+   */
+  applyReplicated(changes: ReplicatedChange[]): Promise<void> {
+    for (const c of changes) this.lastVersion = Math.max(this.lastVersion, c.version);
+    return this.group
+      .submit({
+        type: 'all',
+        writes: changes.map((c): Write =>
+          c.deleted
+            ? { type: 'delete', location: c.location, key: storedKey(c.location, c.key), version: c.version }
+            : { type: 'put', location: c.location, key: storedKey(c.location, c.key), value: c.value, version: c.version },
+        ),
+      })
+      .then(() => undefined);
   }
 
   /** Resolves once every write submitted before the call has committed. */

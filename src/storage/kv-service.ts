@@ -3,7 +3,8 @@
  * up in its routing table and answers MOVED (with the current epoch and owner) for a partition it does not own, so a
  * client with an old map is corrected rather than served from the wrong place.
  *
- *   kv.get    { ns, key, epoch? }                          -> { value, version } | null
+ *   kv.get    { ns, key, epoch?, replica?, maxStalenessMs? } -> { value, version } | null
+ *             (replica: true lets an in-sync follower answer if it heard from the leader within maxStalenessMs)
  *   kv.put    { ns, key, value, ifVersion?, epoch? }        -> { version }       (VERSION_CONFLICT on a failed condition)
  *   kv.del    { ns, key, ifVersion?, epoch? }               -> { deleted }
  *   kv.batch  { ns, ops: [{ op: 'put'|'del', key, value? }], epoch? } -> { versions }   (atomic; all keys on this node)
@@ -16,6 +17,8 @@ import { compareKeys } from '../partitioning/index.js';
 import {
   InvalidArgumentError,
   MovedError,
+  NotEnoughReplicasError,
+  UnavailableError,
   UnknownMethodError,
   UnknownNamespaceError,
   VersionConflictError,
@@ -26,6 +29,10 @@ import type { Connection } from '../wire/index.js';
 import { checkKey, checkValue, MAX_BATCH_OPS, MAX_SCAN_LIMIT } from '../keyspace/index.js';
 
 type Params = Record<string, unknown>;
+
+/** Default and largest staleness a follower read may be asked to accept. */
+export const DEFAULT_MAX_STALENESS_MS = 1000;
+const MAX_STALENESS_MS = 60_000;
 
 
 /** Thrown inside request handling when the partition is fenced; the request is answered once it is released. */
@@ -43,6 +50,8 @@ export class KvService {
     private readonly snapshots: SnapshotRegistry,
     /** Counts requests per range, for splitting hot ranges (range namespaces only). */
     private readonly traffic?: { record(namespace: string, partition: number, key: string): void },
+    /** This node's follower side: how recently each leader was heard (for reads from a follower). */
+    private readonly replicas?: { heardWithin(leader: string, boundMs: number): boolean },
   ) {}
 
   /**
@@ -105,7 +114,8 @@ export class KvService {
 
   private get(table: RoutingTable, p: Params): KvEntry | null {
     const key = checkKey(p.key);
-    const e = this.engine.get(this.locate(table, key), key);
+    const location = p.replica === true ? this.locateCopy(table, key, p.maxStalenessMs) : this.locate(table, key);
+    const e = this.engine.get(location, key);
     return e ? { value: e.value, version: e.version } : null;
   }
 
@@ -113,7 +123,7 @@ export class KvService {
     const key = checkKey(p.key);
     const valueBytes = checkValue(p.value);
     const ifVersion = optionalVersion(p.ifVersion);
-    const location = this.locate(table, key);
+    const location = this.locate(table, key, true);
     return this.engine.put(location, key, p.value, { ifVersion, valueBytes }).then((r) => {
       if (!r.ok) throw this.conflict(location, key, ifVersion!);
       return { version: r.version };
@@ -123,7 +133,7 @@ export class KvService {
   private async del(table: RoutingTable, p: Params): Promise<{ deleted: boolean }> {
     const key = checkKey(p.key);
     const ifVersion = optionalVersion(p.ifVersion);
-    const location = this.locate(table, key);
+    const location = this.locate(table, key, true);
     if (ifVersion !== undefined) {
       const current = this.engine.get(location, key);
       if (!current || current.version !== ifVersion) throw this.conflict(location, key, ifVersion);
@@ -140,7 +150,7 @@ export class KvService {
     for (const raw of p.ops as unknown[]) {
       const op = asParams(raw);
       const key = checkKey(op.key);
-      const location = this.locate(table, key);
+      const location = this.locate(table, key, true);
       if (op.op === 'put') {
         checkValue(op.value);
         ops.push({ type: 'put', location, key, value: op.value });
@@ -202,13 +212,42 @@ export class KvService {
     });
   }
 
-  /** Where a key of this namespace is stored, after checking this node owns its partition. */
-  private locate(table: RoutingTable, key: string): Location {
+  /**
+   * Where a key of this namespace is stored, after checking this node owns its partition — and, for a write, that
+   * enough copies are in sync to acknowledge it.
+   */
+  private locate(table: RoutingTable, key: string, write = false): Location {
     const place: KeyPlace = table.place(key);
     this.checkOwner(table, place.partition);
+    if (write && table.copies > 1) {
+      const inSync = 1 + table.followersOf(place.partition).length;
+      if (inSync < table.minInSync) {
+        throw new NotEnoughReplicasError(`${table.name}/${place.partition} has ${inSync} in-sync copies; a write needs ${table.minInSync}`, {
+          details: { namespace: table.name, partition: place.partition, inSync, needed: table.minInSync },
+        });
+      }
+    }
     if (place.slot !== undefined) return { namespace: table.name, partition: place.partition, slot: place.slot };
     this.traffic?.record(table.name, place.partition, key);
     return { namespace: table.name, partition: place.partition };
+  }
+
+  /** A follower read: this node must hold an in-sync copy and have heard from the leader within the bound. */
+  private locateCopy(table: RoutingTable, key: string, rawBound: unknown): Location {
+    const place: KeyPlace = table.place(key);
+    const bound = rawBound === undefined ? DEFAULT_MAX_STALENESS_MS : rawBound;
+    if (typeof bound !== 'number' || !Number.isFinite(bound) || bound < 0 || bound > MAX_STALENESS_MS) {
+      throw new InvalidArgumentError(`maxStalenessMs must be a number from 0 to ${MAX_STALENESS_MS}`);
+    }
+    const leader = table.ownerOf(place.partition);
+    if (leader === this.nodeId || place.slot === undefined) return this.locate(table, key);
+    if (!table.followersOf(place.partition).includes(this.nodeId)) this.checkOwner(table, place.partition); // MOVED
+    if (!leader || !this.replicas?.heardWithin(leader, bound)) {
+      throw new UnavailableError(`${this.nodeId}'s copy of ${table.name}/${place.partition} may be more than ${bound} ms stale`, {
+        details: { namespace: table.name, partition: place.partition, leader: leader ?? null },
+      });
+    }
+    return { namespace: table.name, partition: place.partition, slot: place.slot };
   }
 
   private checkOwner(table: RoutingTable, partition: number): void {

@@ -129,7 +129,7 @@ export class MigrationService {
   private foreign(ns: string, partition: number, bounds: { start?: string; end?: string | null }): boolean {
     const table = this.catalog.find(ns);
     if (!table) return true;
-    if (table.scheme === 'hash') return table.ownerOf(partition) !== this.nodeId && !this.receiving(ns, partition);
+    if (table.scheme === 'hash') return !table.holds(partition, this.nodeId) && !this.receiving(ns, partition);
     const covering = table.rangesFor(bounds.start ?? '', bounds.end ?? null);
     return covering.every((r) => r.owner !== this.nodeId && !this.receiving(ns, r.id));
   }
@@ -205,7 +205,8 @@ export class MigrationService {
     }
     for (const [task, i] of this.imports) {
       if (i.ns !== table.name || table.migrationOf(i.partition)?.job === i.job) continue;
-      if (table.ownerOf(i.partition) === this.nodeId) this.finishImport(task);
+      // A move made this node the owner; a copy made it a follower.
+      if (table.holds(i.partition, this.nodeId)) this.finishImport(task);
       else void this.abortImport(task);
     }
   }
@@ -404,7 +405,7 @@ export class MigrationService {
         table === undefined
           ? false
           : table.scheme === 'hash'
-            ? table.ownerOf(i.partition) === this.nodeId
+            ? table.holds(i.partition, this.nodeId)
             : table.rangesFor(i.bounds.start ?? '', i.bounds.end ?? null).some((r) => r.owner === this.nodeId);
       if (!ours) await this.engine.dropPartition(i.location, i.bounds);
     }

@@ -5,7 +5,7 @@
  *    the process that died. Each is rolled back with one CAS on the routing record (only if it still names that
  *    job). Doing it before step 2 matters: once the entry is gone no cutover can make this node the owner of a copy
  *    step 2 is about to drop.
- * 2. Data of partitions this node does not own is dropped: half copies of moves that were rolled back, and the old
+ * 2. Data of partitions this node neither owns nor follows is dropped: half copies of moves that were rolled back, and the old
  *    copy of a partition whose cutover happened just before the source died.
  */
 import type { Catalog, RoutingTable } from '../keyspace/index.js';
@@ -32,7 +32,7 @@ async function dropForeign(nodeId: string, engine: StorageEngine, table: Routing
   const drops: { location: Location; bounds: { start?: string; end?: string | null } }[] = [];
   if (table.scheme === 'hash') {
     for (const slot of engine.hashPartitionsWithKeys(table.name)) {
-      if (table.ownerOf(slot) !== nodeId) drops.push({ location: { namespace: table.name, partition: slot, slot }, bounds: {} });
+      if (!table.holds(slot, nodeId)) drops.push({ location: { namespace: table.name, partition: slot, slot }, bounds: {} });
     }
   } else {
     for (const id of table.partitions()) {

@@ -9,7 +9,7 @@
 import { mkdir } from 'node:fs/promises';
 import { Catalog } from '../keyspace/index.js';
 import type { Coordinator } from '../coordination/coordinator.js';
-import { registerNode, type NodeRegistration } from '../coordination/index.js';
+import { registerNode, watchMembers, type MembershipWatch, type NodeRegistration } from '../coordination/index.js';
 import { InvalidArgumentError, UnknownMethodError } from '../errors/index.js';
 import { createLogger, type Logger } from '../util/logger.js';
 import { RpcServer } from '../wire/index.js';
@@ -20,6 +20,8 @@ import { SnapshotRegistry } from './snapshots.js';
 import { MigrationService } from './migration-service.js';
 import { LatencyWindow } from '../util/latency-window.js';
 import { recoverAtStart } from './startup-recovery.js';
+import { Replicator } from './replicator.js';
+import { ReplicaApplier } from './replica-apply.js';
 
 export interface StorageNodeOptions {
   id: string;
@@ -53,6 +55,11 @@ export interface StorageStats {
   namespaces: Record<string, { partitions: number; keys: number; bytes: number }>;
   /** Latency of kv requests over the last whole second (`node.stats` only). */
   latency?: { p99Ms: number; p50Ms: number; count: number };
+  /**
+   * This node as a follower: per leader it follows, how long ago it last heard from it (ms; -1: never) and whether
+   * the stream broke (`node.stats` only).
+   */
+  following?: Record<string, { heardMsAgo: number; broken: boolean }>;
 }
 
 export class StorageNode {
@@ -67,6 +74,8 @@ export class StorageNode {
     private readonly snapshots: SnapshotRegistry,
     private readonly log: Logger,
     private readonly migrations: MigrationService,
+    private readonly replicator: Replicator,
+    private readonly members: MembershipWatch,
   ) {}
 
   /**
@@ -84,7 +93,17 @@ export class StorageNode {
     const catalog = await Catalog.open(options.coordinator);
     const snapshots = new SnapshotRegistry(engine);
     const traffic = new RangeTraffic();
-    const kv = new KvService(options.id, engine, catalog, snapshots, traffic);
+    const members = await watchMembers(options.coordinator, () => undefined, { logger: log });
+    const replicator = new Replicator({
+      nodeId: options.id,
+      catalog,
+      secret: options.secret,
+      addressOf: (id) => members.members.get(id)?.address,
+      log,
+    });
+    engine.setReplication(replicator);
+    const applier = new ReplicaApplier(options.id, engine, catalog);
+    const kv = new KvService(options.id, engine, catalog, snapshots, traffic, applier);
     await recoverAtStart(options.id, engine, catalog, log);
     const migrations = new MigrationService(options.id, engine, catalog, kv, options.secret, options.coordinator);
     catalog.onChange((table) => table && migrations.onTable(table));
@@ -113,6 +132,7 @@ export class StorageNode {
           done();
           return out;
         }
+        if (method.startsWith('repl.')) return applier.handle(method, params);
         if (method.startsWith('mig.')) return migrations.handle(method, params, connection);
         if (method.startsWith('range.')) return maintainer.handle(method, params);
         if (method === 'node.ping') return { id: options.id, role: 'storage' };
@@ -128,8 +148,8 @@ export class StorageNode {
       { id: options.id, role: 'storage', address, capacity: options.capacity ?? 1, pid: process.pid },
       { ttlMs: options.leaseTtlMs ?? 1000 },
     );
-    const node = new StorageNode(options.id, address, engine, catalog, server, registration, maintainer, snapshots, log, migrations);
-    stats = () => ({ ...node.stats(), latency: latency.snapshot() });
+    const node = new StorageNode(options.id, address, engine, catalog, server, registration, maintainer, snapshots, log, migrations, replicator, members);
+    stats = () => ({ ...node.stats(), latency: latency.snapshot(), following: applier.lagByLeader() });
     sizes = () => node.partitionSizes();
     maintainer.start();
     migrations.start();
@@ -180,6 +200,8 @@ export class StorageNode {
     this.migrations.close();
     await this.registration.leave().catch((err: unknown) => this.log.warn('leave failed', { error: String(err) }));
     await this.server.close();
+    this.replicator.close();
+    await this.members.close();
     this.snapshots.close();
     await this.catalog.close();
     await this.engine.close();

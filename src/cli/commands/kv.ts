@@ -163,13 +163,15 @@ export function registerKvCommands(program: Command): void {
     .option('--dir <dir>', 'cluster directory', DEFAULT_CLUSTER_DIR)
     .option('--scheme <scheme>', 'hash (slots) or range (ordered key ranges)', 'hash')
     .option('--split-bytes <n>', 'range: split a range past this size', parseCount('--split-bytes', 1024, Number.MAX_SAFE_INTEGER))
-    .action(async (name: string, opts: { dir: string; scheme: string; splitBytes?: number }) => {
+    .option('--copies <n>', 'hash: copies of each partition on distinct storage nodes (writes need a majority)', parseCount('--copies', 1, 7))
+    .action(async (name: string, opts: { dir: string; scheme: string; splitBytes?: number; copies?: number }) => {
       if (opts.scheme !== 'hash' && opts.scheme !== 'range') {
         throw new InvalidArgumentError(`--scheme must be hash or range, not ${JSON.stringify(opts.scheme)}`);
       }
       await withClient({ dir: opts.dir, ns: name }, async (client) => {
-        const t = await client.createNamespace(name, { scheme: opts.scheme as 'hash' | 'range', splitBytes: opts.splitBytes });
-        process.stdout.write(`namespace ${t.name}: ${t.scheme}, ${t.partitions().length} partitions\n`);
+        const t = await client.createNamespace(name, { scheme: opts.scheme as 'hash' | 'range', splitBytes: opts.splitBytes, copies: opts.copies });
+        const copies = t.copies > 1 ? `, ${t.copies} copies` : '';
+        process.stdout.write(`namespace ${t.name}: ${t.scheme}, ${t.partitions().length} partitions${copies}\n`);
       });
     });
 }

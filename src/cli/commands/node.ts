@@ -84,6 +84,22 @@ export function registerNodeCommands(program: Command): void {
         opts.role === 'storage'
           ? await StorageNode.start({ ...common, dataDir: dataDir!, durability: opts.durability })
           : await ComputeNode.start({ ...common, services, routes: new Map([['job.', (method, params) => jobHost.then((h) => h.handle(method, params))]]) });
+      // Storage nodes also run the replica controller (failover, re-replication); one of them leads at a time.
+      let replicas: { stop(): Promise<void> } | undefined;
+      if (opts.role === 'storage') {
+        const { connect, PeerPool } = await import('../../client/index.js');
+        const { ReplicaController } = await import('../../migration/index.js');
+        const client = await connect({ coordinator: address, secret, name: `replicas:${opts.id}` });
+        const pool = new PeerPool(client.members, secret, `replicas:${opts.id}`);
+        const controller = ReplicaController.start({ coordinator, catalog: client.catalog, members: client.members, pool, name: opts.id });
+        replicas = {
+          stop: async () => {
+            await controller.stop();
+            pool.close();
+            await client.close();
+          },
+        };
+      }
       // Compute nodes also run the jobs submitted to the cluster (`run --on-cluster`), one node per job at a time.
       let jobs: { host: { stop(): Promise<void> }; client: { close(): Promise<void> } } | undefined;
       if (opts.role === 'compute') {
@@ -106,6 +122,7 @@ export function registerNodeCommands(program: Command): void {
       announceReady({ id: node.id, role: opts.role, address: node.address, pid: process.pid });
       const signal = await untilSignal();
       createLogger(`${opts.role}:${opts.id}`).info('stopping', { signal });
+      await replicas?.stop();
       await jobs?.host.stop();
       await jobs?.client.close();
       await node.stop();

@@ -1,0 +1,242 @@
+/**
+ * The leader's side of replication (Kafka's model: the leader and in-sync followers of each partition are in the
+ * routing record; see docs/ARCHITECTURE.md, "Replication").
+ *
+ * Every group of writes that touches a partition this node leads is shipped, after it commits here, to each of the
+ * partition's in-sync followers as one `repl.apply` call on a stream — one connection per follower, numbered calls,
+ * applied there in order. The group's writes are answered only once every in-sync follower holds them, so any
+ * in-sync copy can take over the lead without losing an acknowledged write. A follower that fails a call, falls
+ * silent (heartbeats every {@link HEARTBEAT_MS}) or closes its connection is dropped from the in-sync followers of
+ * every partition this node leads — one compare-and-set per namespace — and the waiting writes are answered if a
+ * majority of copies still holds them; it comes back only through a fresh copy (the migration machinery).
+ *
+ * Fencing: the CAS that drops a follower fails once the controller has given the lead to another copy (the record
+ * changed), and the followers refuse calls from a node that no longer leads at their epoch — so a replaced leader
+ * cannot acknowledge a write.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Catalog, RoutingTable } from '../keyspace/index.js';
+import { NotEnoughReplicasError, UnavailableError } from '../errors/index.js';
+import { connect, splitAddress, type Connection } from '../wire/index.js';
+import type { Logger } from '../util/logger.js';
+import type { Location, ReplicatedChange, ReplicationHook } from './engine.js';
+
+/** Idle streams send an empty call this often: followers measure their staleness by it, the leader their liveness. */
+export const HEARTBEAT_MS = 250;
+/** A follower that has not answered a call within this long is dropped from the in-sync followers. */
+export const FOLLOWER_TIMEOUT_MS = 2000;
+
+/** One change as it crosses the wire: `[namespace, partition, key, deleted ? 1 : 0, value, version]`. */
+export type WireChange = [string, number, string, 0 | 1, unknown, number];
+
+interface FollowerStream {
+  id: string;
+  follower: string;
+  seq: number;
+  connection: Promise<Connection>;
+  lastSent: number;
+  closed: boolean;
+}
+
+export interface ReplicatorOptions {
+  nodeId: string;
+  catalog: Catalog;
+  secret: Uint8Array;
+  /** The address of a storage node by id (membership), or undefined if it is not a member. */
+  addressOf(nodeId: string): string | undefined;
+  log: Logger;
+}
+
+export class Replicator implements ReplicationHook {
+  private readonly streams = new Map<string, FollowerStream>();
+  /** Followers that failed and must leave the in-sync lists before anything is sent to them again. */
+  private readonly failed = new Set<string>();
+  private readonly dropping = new Map<string, Promise<void>>();
+  private readonly heartbeat: NodeJS.Timeout;
+  private closed = false;
+
+  constructor(private readonly options: ReplicatorOptions) {
+    this.heartbeat = setInterval(() => this.beat(), HEARTBEAT_MS);
+    this.heartbeat.unref();
+  }
+
+  wants(location: Location): boolean {
+    if (location.slot === undefined) return false;
+    const table = this.options.catalog.find(location.namespace);
+    return table !== undefined && table.copies > 1 && table.ownerOf(location.partition) === this.options.nodeId;
+  }
+
+  /** Ships one committed group; resolves once every in-sync follower of each partition in it holds its changes. */
+  async ship(changes: ReplicatedChange[]): Promise<void> {
+    const { catalog, nodeId } = this.options;
+    const perFollower = new Map<string, WireChange[]>();
+    const epochs: Record<string, number> = {};
+    const partitions = new Map<string, { ns: string; partition: number; followers: readonly string[] }>();
+    for (const c of changes) {
+      const ns = c.location.namespace;
+      const table = catalog.find(ns);
+      if (!table) throw new UnavailableError(`namespace ${ns} vanished while a write to it was replicated`);
+      epochs[ns] = table.epoch;
+      const followers = table.followersOf(c.location.partition);
+      partitions.set(`${ns}\u0000${c.location.partition}`, { ns, partition: c.location.partition, followers });
+      const wire: WireChange = [ns, c.location.partition, c.key, c.deleted ? 1 : 0, c.deleted ? null : c.value, c.version];
+      for (const f of followers) {
+        let list = perFollower.get(f);
+        if (!list) perFollower.set(f, (list = []));
+        list.push(wire);
+      }
+    }
+    const sends = [...perFollower].map(([f, entries]) => this.send(f, { leader: nodeId, epochs, entries }).then(() => undefined, () => f));
+    const failures = (await Promise.all(sends)).filter((f): f is string => f !== undefined);
+    if (failures.length === 0) {
+      for (const { ns, partition, followers } of partitions.values()) {
+        const needed = catalog.find(ns)?.minInSync ?? 1;
+        if (1 + followers.length < needed) throw notEnough(ns, partition, 1 + followers.length, needed, failures);
+      }
+      return;
+    }
+    // A follower failed. Acknowledge only once its removal from the in-sync copies is written, judged by the record
+    // as the coordinator has it now (this node's cache may be stale: it may have been replaced while cut off). If the
+    // removal cannot be written, the outcome is unknown and the write is not acknowledged.
+    try {
+      await Promise.all(failures.map((f) => this.dropFollower(f)));
+    } catch (err) {
+      throw new UnavailableError(`could not record that follower ${failures.join(',')} fell behind; the write is not acknowledged`, { cause: err });
+    }
+    const fresh = new Map<string, RoutingTable | undefined>();
+    for (const ns of new Set([...partitions.values()].map((x) => x.ns))) fresh.set(ns, await catalog.refresh(ns));
+    for (const { ns, partition, followers } of partitions.values()) {
+      const table = fresh.get(ns);
+      if (!table || table.ownerOf(partition) !== nodeId) {
+        throw new UnavailableError(`${ns}/${partition} is led by another node now; the write may not have been kept`);
+      }
+      const acked = followers.filter((f) => !failures.includes(f));
+      const current = table.followersOf(partition);
+      if (current.some((f) => !acked.includes(f))) {
+        throw new UnavailableError(`${ns}/${partition}: an in-sync copy does not hold the write; it is not acknowledged`);
+      }
+      if (1 + current.length < table.minInSync) throw notEnough(ns, partition, 1 + current.length, table.minInSync, failures);
+    }
+  }
+
+  /** Sends one call on the follower's stream; a failure closes the stream. */
+  private async send(follower: string, body: { leader: string; epochs: Record<string, number>; entries: WireChange[] }): Promise<void> {
+    if (this.failed.has(follower)) throw new UnavailableError(`${follower} is being dropped from the in-sync copies`);
+    const stream = this.stream(follower);
+    stream.lastSent = Date.now();
+    const seq = ++stream.seq;
+    try {
+      const connection = await stream.connection;
+      await connection.call('repl.apply', { ...body, stream: stream.id, seq }, { timeoutMs: FOLLOWER_TIMEOUT_MS });
+    } catch (err) {
+      this.fail(follower, stream, err);
+      throw err;
+    }
+  }
+
+  private stream(follower: string): FollowerStream {
+    const existing = this.streams.get(follower);
+    if (existing && !existing.closed) return existing;
+    const address = this.options.addressOf(follower);
+    const stream: FollowerStream = {
+      id: randomUUID(),
+      follower,
+      seq: 0,
+      lastSent: Date.now(),
+      closed: false,
+      connection: address
+        ? (() => {
+            const [host, port] = splitAddress(address);
+            return connect({ host, port, secret: this.options.secret, name: `${this.options.nodeId}:replicate`, connectTimeoutMs: FOLLOWER_TIMEOUT_MS });
+          })()
+        : Promise.reject(new UnavailableError(`follower ${follower} is not a member`)),
+    };
+    stream.connection.catch(() => undefined);
+    void stream.connection.then(
+      (c) => c.once('close', () => this.fail(follower, stream, new UnavailableError('replication connection closed'))),
+      () => undefined,
+    );
+    this.streams.set(follower, stream);
+    return stream;
+  }
+
+  /** Closes a failed stream and drops the follower from the in-sync copies (once, however many calls fail). */
+  private fail(follower: string, stream: FollowerStream, err: unknown): void {
+    if (stream.closed || this.closed) return;
+    stream.closed = true;
+    if (this.streams.get(follower) === stream) this.streams.delete(follower);
+    void stream.connection.then((c) => c.close('replication stream failed'), () => undefined);
+    this.options.log.warn('follower failed: dropping it from the in-sync copies', { follower, error: String(err) });
+    void this.dropFollower(follower).catch(() => undefined);
+  }
+
+  /**
+   * Removes `follower` from the in-sync followers of every partition this node leads (one CAS per namespace). Until
+   * that has been written nothing more is sent to it: a stream with a gap must not go on.
+   */
+  dropFollower(follower: string): Promise<void> {
+    const running = this.dropping.get(follower);
+    if (running) return running;
+    this.failed.add(follower);
+    const { catalog, nodeId } = this.options;
+    const work = (async () => {
+      for (const name of catalog.names()) {
+        const cached = catalog.find(name);
+        if (!cached || cached.copies <= 1 || !ledWith(cached, nodeId, follower).length) continue;
+        await catalog.update(name, (t) => {
+          const changes = new Map(ledWith(t, nodeId, follower).map((p) => [p, t.followersOf(p).filter((f) => f !== follower)]));
+          return changes.size > 0 ? t.withFollowers(changes) : undefined;
+        });
+      }
+      this.failed.delete(follower);
+    })().finally(() => this.dropping.delete(follower));
+    this.dropping.set(follower, work);
+    return work;
+  }
+
+  /** Heartbeats on idle streams, and streams opened to followers that have none yet (so silence is noticed). */
+  private beat(): void {
+    if (this.closed) return;
+    const { catalog, nodeId } = this.options;
+    // A drop that could not be written (coordinator unreachable) is tried again until it is.
+    for (const f of this.failed) if (!this.dropping.has(f)) void this.dropFollower(f).catch(() => undefined);
+    const followers = new Set<string>();
+    for (const name of catalog.names()) {
+      const t = catalog.find(name);
+      if (!t || t.copies <= 1) continue;
+      for (const p of t.partitionsOf(nodeId)) for (const f of t.followersOf(p)) followers.add(f);
+    }
+    const now = Date.now();
+    for (const f of followers) {
+      if (this.failed.has(f)) continue;
+      const s = this.streams.get(f);
+      if (s && now - s.lastSent < HEARTBEAT_MS) continue;
+      void this.send(f, { leader: nodeId, epochs: {}, entries: [] }).catch(() => undefined);
+    }
+    for (const [f, s] of this.streams) {
+      if (followers.has(f)) continue;
+      // No longer a follower of anything here: let the stream go.
+      s.closed = true;
+      this.streams.delete(f);
+      void s.connection.then((c) => c.close('no longer a follower'), () => undefined);
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    clearInterval(this.heartbeat);
+    for (const s of this.streams.values()) void s.connection.then((c) => c.close('leader closing'), () => undefined);
+    this.streams.clear();
+  }
+}
+
+function notEnough(ns: string, partition: number, inSync: number, needed: number, failed: string[]): NotEnoughReplicasError {
+  return new NotEnoughReplicasError(`${ns}/${partition}: ${inSync} in-sync copies hold the write, ${needed} needed`, {
+    details: { namespace: ns, partition, inSync, needed, failed },
+  });
+}
+
+/** Partitions `leader` leads with `follower` among the in-sync followers. */
+function ledWith(table: RoutingTable, leader: string, follower: string): number[] {
+  return table.partitionsFollowedBy(follower).filter((p) => table.ownerOf(p) === leader);
+}
