@@ -26,6 +26,7 @@ export {
   type ScanOptions,
   type ScanEntry,
   type ServiceCallOptions,
+  type ReadOptions,
 } from './client/index.js';
 export {
   startLocalCluster,
@@ -37,6 +38,7 @@ export {
 } from './cluster/local-cluster.js';
 export { attachClusterDir, type AttachOptions } from './cluster/attach.js';
 export { clusterStatus, type ClusterStatus, type NodeStatus, type NamespaceStatus } from './cluster/status.js';
+export type { ReplicaSummary, PartitionReplicas, FollowerLink } from './cluster/status-replicas.js';
 export { rebalanceLocal, scaleLocalStorage, type RebalanceOutput, type RebalanceReport } from './cluster/rebalance-local.js';
 export { type MigrationsStatus, type MigrationStatus } from './cluster/status-migrations.js';
 export { type JobStatus } from './cluster/status-jobs.js';

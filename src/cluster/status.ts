@@ -9,6 +9,7 @@ import { splitAddress } from '../client/index.js';
 import { formatAutoscaler, readAutoscalerStates, type AutoscalerTierState } from './autoscale-state.js';
 import { formatMigrations, readMigrationsStatus, type MigrationsStatus } from './status-migrations.js';
 import { formatJobs, readJobsStatus, type JobStatus } from './status-jobs.js';
+import { formatReplicas, summariseReplicas, type FollowerLink, type ReplicaSummary } from './status-replicas.js';
 
 export interface NodeStatus {
   id: string;
@@ -28,7 +29,8 @@ export interface NodeStatus {
   callsPerSec?: number;
 }
 
-export interface NamespaceStatus {
+/** A namespace with its copies: counts for every namespace, followers, lag and the per-partition list if replicated. */
+export interface NamespaceStatus extends ReplicaSummary {
   name: string;
   scheme: 'hash' | 'range';
   epoch: number;
@@ -58,6 +60,8 @@ export async function clusterStatus(dirPath?: string): Promise<ClusterStatus> {
   try {
     const members = client.members.all();
     const ids = new Set([...members.map((m) => m.id), ...local.map((n) => n.id)]);
+    // Each follower's view of its leaders, for the replicas' lag; a node that does not answer is left out.
+    const following: Record<string, Record<string, FollowerLink>> = {};
     const nodes = await Promise.all(
       [...ids].sort(compareIds).map(async (id): Promise<NodeStatus> => {
         const m = client.members.get(id);
@@ -72,7 +76,11 @@ export async function clusterStatus(dirPath?: string): Promise<ClusterStatus> {
         };
         if (status.role === 'storage') {
           Object.assign(status, { partitions: 0, keys: 0, bytes: 0 });
-          if (m && m.state === 'ready') Object.assign(status, await storageStats(m.address, secret));
+          const s = m && m.state === 'ready' ? await storageStats(m.address, secret) : undefined;
+          if (s) {
+            Object.assign(status, { partitions: s.partitions, keys: s.keys, bytes: s.bytes });
+            if (s.following) following[id] = s.following;
+          }
         } else {
           Object.assign(status, { services: Array.isArray(m?.services) ? m.services : [], inFlight: 0, callsPerSec: 0 });
           if (m) Object.assign(status, await computeStats(m.address, secret));
@@ -82,7 +90,7 @@ export async function clusterStatus(dirPath?: string): Promise<ClusterStatus> {
     );
     const namespaces = client.namespaces().map((name): NamespaceStatus => {
       const t = client.catalog.table(name);
-      return { name, scheme: t.scheme, epoch: t.epoch, partitions: t.partitions().length };
+      return { name, scheme: t.scheme, epoch: t.epoch, partitions: t.partitions().length, ...summariseReplicas(t, following) };
     });
     const c = cluster.coordinator;
     const coordinator = c.kind === 'embedded' ? `embedded ${c.host}:${c.port}` : `etcd ${c.endpoints.join(',')}`;
@@ -108,9 +116,8 @@ async function nodeStats<T>(address: string, secret: Uint8Array): Promise<T | un
   }
 }
 
-async function storageStats(address: string, secret: Uint8Array): Promise<Partial<NodeStatus>> {
-  const s = await nodeStats<{ partitions: number; keys: number; bytes: number }>(address, secret);
-  return s ? { partitions: s.partitions, keys: s.keys, bytes: s.bytes } : {};
+function storageStats(address: string, secret: Uint8Array) {
+  return nodeStats<{ partitions: number; keys: number; bytes: number; following?: Record<string, FollowerLink> }>(address, secret);
 }
 
 async function computeStats(address: string, secret: Uint8Array): Promise<Partial<NodeStatus>> {
@@ -118,8 +125,8 @@ async function computeStats(address: string, secret: Uint8Array): Promise<Partia
   return s ? { inFlight: s.inFlight, callsPerSec: s.callsPerSec } : {};
 }
 
-/** The status as an aligned text table. */
-export function formatStatus(status: ClusterStatus): string {
+/** The status as an aligned text table; `partitions` lists every partition of replicated namespaces. */
+export function formatStatus(status: ClusterStatus, options: { partitions?: boolean } = {}): string {
   const header = ['ID', 'ROLE', 'STATE', 'ADDRESS', 'PID', 'PARTITIONS', 'KEYS', 'BYTES', 'IN-FLIGHT', 'CALLS/S', 'SERVICES'];
   const rows = status.nodes.map((n) => [
     n.id,
@@ -139,7 +146,10 @@ export function formatStatus(status: ClusterStatus): string {
   const out = [`cluster ${status.dir} (coordinator: ${status.coordinator})`, line(header), ...rows.map(line)];
   if (status.namespaces.length > 0) {
     out.push('', 'namespaces:');
-    for (const ns of status.namespaces) out.push(`  ${ns.name}  ${ns.scheme}  ${ns.partitions} partitions  epoch ${ns.epoch}`);
+    for (const ns of status.namespaces) {
+      out.push(`  ${ns.name}  ${ns.scheme}  ${ns.partitions} partitions  epoch ${ns.epoch}`);
+      out.push(...formatReplicas(ns, { all: options.partitions }));
+    }
   }
   if (status.autoscaler?.length) out.push('', ...formatAutoscaler(status.autoscaler));
   const moving = formatMigrations(status.migrations);

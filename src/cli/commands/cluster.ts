@@ -68,12 +68,13 @@ export function registerClusterCommands(program: Command): void {
 
   program
     .command('status')
-    .description('every node with its role, state, address, pid and data; namespaces; migrations; running jobs')
+    .description('every node with its role, state, address, pid and data; namespaces with their copies; migrations; running jobs')
     .option('--dir <dir>', 'cluster directory', DEFAULT_CLUSTER_DIR)
-    .option('--json', 'print JSON: {"nodes": [...], "namespaces": [...], "jobs": [...], ...}')
-    .action(async (opts: { dir: string; json?: boolean }) => {
+    .option('--json', 'print JSON: {"nodes": [...], "namespaces": [...], "jobs": [...], ...} (with every partition\'s copies)')
+    .option('--partitions', 'list every partition of replicated namespaces: leader, followers, lag (not only flagged ones)')
+    .action(async (opts: { dir: string; json?: boolean; partitions?: boolean }) => {
       const { clusterStatus, formatStatus } = await import('../../cluster/status.js');
       const status = await clusterStatus(opts.dir);
-      process.stdout.write((opts.json ? JSON.stringify(status, null, 2) : formatStatus(status)) + '\n');
+      process.stdout.write((opts.json ? JSON.stringify(status, null, 2) : formatStatus(status, { partitions: opts.partitions })) + '\n');
     });
 }
