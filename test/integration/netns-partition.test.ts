@@ -34,6 +34,7 @@ import {
   type TestNetwork,
 } from '../harness/netns.js';
 import { WriteChecker } from '../harness/write-checker.js';
+import { fullyReplicated, tableWhen } from '../harness/tables.js';
 import { connect, type ShardflowClient } from '../../src/client/index.js';
 import { leader } from '../../src/coordination/index.js';
 import { REPLICA_ELECTION } from '../../src/migration/replica-controller.js';
@@ -107,7 +108,7 @@ describe.skipIf(!support.ok)('storage nodes in separate network namespaces', () 
     cleanups.push(() => client.close());
     await until(() => client.members.ready('storage').length === 3, 15_000, 'all three storage nodes ready');
     await client.createNamespace(NS, { scheme: 'hash', slotCount: 64, copies: 3 });
-    await tableWhen(fullyReplicated, 30_000);
+    await tableWhen(client, NS, fullyReplicated, 30_000);
     controllerNodeId = await controllerNode();
   }, 90_000);
 
@@ -133,7 +134,7 @@ describe.skipIf(!support.ok)('storage nodes in separate network namespaces', () 
   }, 60_000);
 
   it('fences a cut-off leader (no write acknowledged after its replacement) and takes it back when the cut heals', async () => {
-    await tableWhen(fullyReplicated, 30_000);
+    await tableWhen(client, NS, fullyReplicated, 30_000);
     const before = client.catalog.table(NS);
     const victim = nodes.find((n) => n.id === controllerNodeId)!;
     const victimKeys = keysLedBy(before, victim.id, 'v', 32);
@@ -152,7 +153,7 @@ describe.skipIf(!support.ok)('storage nodes in separate network namespaces', () 
       // --- the cut ---
       const cutAt = Date.now();
       await net.cut(victim.host);
-      const replaced = await tableWhen((t) => t.partitions().every((p) => t.ownerOf(p) !== victim.id), 20_000);
+      const replaced = await tableWhen(client, NS, (t) => t.partitions().every((p) => t.ownerOf(p) !== victim.id), 20_000);
       const replacedAt = Date.now();
       expect(replaced.partitions().filter((p) => replaced.followersOf(p).includes(victim.id)), `${victim.id} still an in-sync follower`).toEqual([]);
       console.log(`netns: ${victim.id} replaced as leader of ${countLed(before, victim.id)} partitions ${replacedAt - cutAt} ms after the cut (epoch ${before.epoch} -> ${replaced.epoch})`);
@@ -199,7 +200,7 @@ describe.skipIf(!support.ok)('storage nodes in separate network namespaces', () 
       );
       const movedAt = Date.now();
 
-      const healed = await tableWhen((t) => fullyReplicated(t) && t.partitions().every((x) => t.followersOf(x).includes(victim.id)), 60_000);
+      const healed = await tableWhen(client, NS, (t) => fullyReplicated(t) && t.partitions().every((x) => t.followersOf(x).includes(victim.id)), 60_000);
       const rejoinedAt = Date.now();
       expect(healed.partitions().filter((x) => healed.ownerOf(x) === victim.id)).toEqual([]);
       console.log(
@@ -252,7 +253,7 @@ describe.skipIf(!support.ok)('storage nodes in separate network namespaces', () 
   }, 115_000);
 
   it('fences a leader cut off from etcd and one follower but not the other', async () => {
-    await tableWhen(fullyReplicated, 60_000);
+    await tableWhen(client, NS, fullyReplicated, 60_000);
     const before = client.catalog.table(NS);
     // The victim leads; `lost` is the follower it cannot reach, `kept` the one it can. Failover gives each of its
     // partitions to the first in-sync follower listed: keys where that is `lost` end up led by a copy that never
@@ -288,7 +289,7 @@ describe.skipIf(!support.ok)('storage nodes in separate network namespaces', () 
         await net.block(from, to);
         blocked.push([from, to]);
       }
-      const replaced = await tableWhen((t) => t.partitions().every((x) => t.ownerOf(x) !== victim.id), 20_000);
+      const replaced = await tableWhen(client, NS, (t) => t.partitions().every((x) => t.ownerOf(x) !== victim.id), 20_000);
       const replacedAt = Date.now();
       console.log(`netns: partial cut: ${victim.id} (cut from etcd and ${lost.id}, not ${kept.id}) replaced ${replacedAt - cutAt} ms after the cut`);
 
@@ -308,7 +309,7 @@ describe.skipIf(!support.ok)('storage nodes in separate network namespaces', () 
       const wrong = await unreadable(w.lines, keys);
       problems = lateAcks.length > 0 || wrong.length > 0;
       expect(wrong, 'acknowledged writes not readable').toEqual([]);
-      await tableWhen((t) => fullyReplicated(t) && t.partitions().every((x) => t.followersOf(x).includes(victim.id) || t.ownerOf(x) === victim.id), 60_000);
+      await tableWhen(client, NS, (t) => fullyReplicated(t) && t.partitions().every((x) => t.followersOf(x).includes(victim.id) || t.ownerOf(x) === victim.id), 60_000);
       console.log(`netns: partial cut: 3 in-sync copies of every partition again ${Date.now() - healAt} ms after the heal`);
     } catch (err) {
       problems = true;
@@ -410,35 +411,7 @@ function byCode(list: WriterLine[]): Record<string, number> {
   return out;
 }
 
-const fullyReplicated = (t: RoutingTable) =>
-  t.partitions().every((p) => t.followersOf(p).length === 2 && !t.followersOf(p).includes(t.ownerOf(p)!) && !t.migrationOf(p));
 
-/** Resolves with the table once `ok` holds for it (checked on every change the client's catalog sees). */
-function tableWhen(ok: (t: RoutingTable) => boolean, timeoutMs: number): Promise<RoutingTable> {
-  return new Promise((resolve, reject) => {
-    const check = (t: RoutingTable | undefined) => {
-      if (!t || !ok(t)) return false;
-      clearTimeout(timer);
-      off();
-      resolve(t);
-      return true;
-    };
-    const timer = setTimeout(() => {
-      off();
-      reject(new Error(`table condition not met in ${timeoutMs} ms: ${JSON.stringify(summary(client.catalog.find(NS)))}`));
-    }, timeoutMs);
-    const off = client.catalog.onChange((t, name) => name === NS && check(t));
-    void client.catalog.refresh(NS).then(check, () => undefined);
-  });
-}
-
-function summary(t: RoutingTable | undefined): unknown {
-  if (!t) return null;
-  const leaders: Record<string, number> = {};
-  for (const p of t.partitions()) leaders[t.ownerOf(p)!] = (leaders[t.ownerOf(p)!] ?? 0) + 1;
-  const short = t.partitions().filter((p) => t.followersOf(p).length + 1 < t.copies).length;
-  return { epoch: t.epoch, leaders, underReplicated: short, migrating: t.partitions().filter((p) => t.migrationOf(p)).length };
-}
 
 /** Polls `check` every 50 ms until it holds; rejects after `timeoutMs` naming `what`. */
 async function until(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {

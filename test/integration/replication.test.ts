@@ -4,6 +4,7 @@
  * its partitions resume within 3 s; the lost copies come back when the node does; reads from followers.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fullyReplicated, tableWhen } from '../harness/tables.js';
 import { startTestCluster, type TestCluster } from '../harness/cluster.js';
 import { WriteChecker } from '../harness/write-checker.js';
 import type { RoutingTable, ShardflowClient } from '../../src/index.js';
@@ -22,37 +23,11 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
-/** Resolves with the table once `ok` holds for it (checked on every change the client's catalog sees). */
-function tableWhen(ok: (t: RoutingTable) => boolean, timeoutMs = 20_000): Promise<RoutingTable> {
-  return new Promise((resolve, reject) => {
-    const check = (t: RoutingTable | undefined) => {
-      if (!t || !ok(t)) return false;
-      clearTimeout(timer);
-      off();
-      resolve(t);
-      return true;
-    };
-    const timer = setTimeout(() => {
-      off();
-      reject(new Error(`table condition not met in ${timeoutMs} ms: ${JSON.stringify(summary(client.catalog.find(NS)))}`));
-    }, timeoutMs);
-    const off = client.catalog.onChange((t, name) => name === NS && check(t));
-    void client.catalog.refresh(NS).then(check);
-  });
-}
 
-function summary(t: RoutingTable | undefined): unknown {
-  if (!t) return null;
-  const short = t.partitions().filter((p) => t.followersOf(p).length + 1 < t.copies).length;
-  return { epoch: t.epoch, underReplicated: short, leaders: [...new Set(t.partitions().map((p) => t.ownerOf(p)))] };
-}
-
-const fullyReplicated = (t: RoutingTable) =>
-  t.partitions().every((p) => t.followersOf(p).length === 2 && !t.followersOf(p).includes(t.ownerOf(p)!) && !t.migrationOf(p));
 
 describe('replicated storage', () => {
   it('places 3 copies of every partition on distinct nodes and answers reads from followers', async () => {
-    const t = await tableWhen(fullyReplicated);
+    const t = await tableWhen(client, NS, fullyReplicated);
     for (const p of t.partitions()) expect(new Set([t.ownerOf(p), ...t.followersOf(p)]).size).toBe(3);
     await client.put(NS, 'hello', 'world');
     expect(await client.get(NS, 'hello', { from: 'follower', maxStalenessMs: 5000 })).toBe('world');
@@ -85,19 +60,19 @@ describe('replicated storage', () => {
 
     // The victim's copies are gone; with it back, the controller copies the partitions to it again.
     await cluster.restart(victim);
-    const healed = await tableWhen(fullyReplicated, 60_000);
+    const healed = await tableWhen(client, NS, fullyReplicated, 60_000);
     expect(healed.partitions().some((p) => healed.followersOf(p).includes(victim))).toBe(true);
     expect(await checker.verify()).toEqual([]);
   }, 120_000);
 
   it('refuses writes while fewer than a majority of copies are in sync', async () => {
-    await tableWhen(fullyReplicated, 60_000);
+    await tableWhen(client, NS, fullyReplicated, 60_000);
     const t = client.catalog.table(NS);
     // Kill two nodes: partitions led by the third keep one copy and must refuse writes, not acknowledge them.
     const survivor = 's3';
     await cluster.kill9('s1');
     await cluster.kill9('s2');
-    const lonely = await tableWhen((x) => x.partitions().every((p) => x.ownerOf(p) !== 's1' && x.ownerOf(p) !== 's2' ? x.followersOf(p).length === 0 : true), 20_000);
+    const lonely = await tableWhen(client, NS, (x) => x.partitions().every((p) => x.ownerOf(p) !== 's1' && x.ownerOf(p) !== 's2' ? x.followersOf(p).length === 0 : true), 20_000);
     const key = Array.from({ length: 1000 }, (_, i) => `lonely${i}`).find((k) => lonely.ownerOf(lonely.place(k).partition) === survivor)!;
     expect(t.copies).toBe(3);
     const short = await connectShort();
@@ -105,7 +80,7 @@ describe('replicated storage', () => {
     await short.close();
     await cluster.restart('s1');
     await cluster.restart('s2');
-    await tableWhen(fullyReplicated, 60_000);
+    await tableWhen(client, NS, fullyReplicated, 60_000);
     await client.put(NS, key, 2);
     expect(await client.get(NS, key)).toBe(2);
   }, 120_000);
