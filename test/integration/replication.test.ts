@@ -8,7 +8,9 @@ import { fullyReplicated, tableWhen } from '../harness/tables.js';
 import { startTestCluster, type TestCluster } from '../harness/cluster.js';
 import { WriteChecker } from '../harness/write-checker.js';
 import type { RoutingTable, ShardflowClient } from '../../src/index.js';
-import { NotEnoughReplicasError } from '../../src/errors/index.js';
+import { MovedError, NotEnoughReplicasError } from '../../src/errors/index.js';
+import { ClusterDir } from '../../src/config/cluster-dir.js';
+import { connect as wireConnect, splitAddress } from '../../src/wire/index.js';
 
 const NS = 'rep';
 let cluster: TestCluster;
@@ -31,6 +33,20 @@ describe('replicated storage', () => {
     for (const p of t.partitions()) expect(new Set([t.ownerOf(p), ...t.followersOf(p)]).size).toBe(3);
     await client.put(NS, 'hello', 'world');
     expect(await client.get(NS, 'hello', { from: 'follower', maxStalenessMs: 5000 })).toBe('world');
+    // Asked directly, a follower answers (the client's call above could have fallen back to the leader).
+    const p = t.place('hello').partition;
+    const follower = client.members.get(t.followersOf(p)[0]!)!;
+    const [host, port] = splitAddress(follower.address);
+    const secret = await new ClusterDir(cluster.dir).readSecret();
+    const conn = await wireConnect({ host, port, secret });
+    try {
+      const params = { ns: NS, key: 'hello', epoch: t.epoch, replica: true, maxStalenessMs: 5000 };
+      expect(await conn.call('kv.get', params)).toMatchObject({ value: 'world' });
+      // Without `replica`, the same node refuses: it does not lead the partition.
+      await expect(conn.call('kv.get', { ns: NS, key: 'hello', epoch: t.epoch })).rejects.toBeInstanceOf(MovedError);
+    } finally {
+      conn.close();
+    }
   });
 
   it('keeps every acknowledged write through kill -9 of a leader, resumes writes within 3 s, and re-replicates', async () => {
