@@ -1,0 +1,127 @@
+/**
+ * kill -9 of a partition's leader in the middle of a migration, on a replicated namespace (3 copies, 4 storage
+ * nodes), with writers and readers running: the move is aborted (no move entry left, the target keeps no copy), an
+ * in-sync follower leads the partition at a new epoch, every acknowledged write is readable, and once the killed node
+ * is back the copies are complete again and a new rebalance completes. The move is slowed with a bandwidth limit so
+ * that "the middle" lasts long enough to hit.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestCluster, type TestCluster } from '../harness/cluster.js';
+import { fullyReplicated, tableWhen } from '../harness/tables.js';
+import { WriteChecker } from '../harness/write-checker.js';
+import { startLocalCluster } from '../../src/cluster/local-cluster.js';
+import { ClusterDir } from '../../src/config/cluster-dir.js';
+import { connect, PeerPool, type ShardflowClient } from '../../src/client/index.js';
+import { MigrationDriver, type JobRecord } from '../../src/migration/index.js';
+
+const NS = 'repmig';
+const BALLAST = 3000;
+let cluster: TestCluster;
+let client: ShardflowClient;
+let secret: Uint8Array;
+
+beforeAll(async () => {
+  cluster = await startTestCluster({ storage: 3 });
+  client = await connect({ dir: cluster.dir, name: 'repmig', timeoutMs: 3000 });
+  secret = await new ClusterDir(cluster.dir).readSecret();
+  // 16 slots of ~190 KiB each: a move at 128 KiB/s takes over a second.
+  await client.createNamespace(NS, { scheme: 'hash', slotCount: 16, copies: 3 });
+  await tableWhen(client, NS, fullyReplicated);
+  const pad = 'x'.repeat(1000);
+  for (let i = 0; i < BALLAST; i += 500) {
+    await client.batch(NS, Array.from({ length: 500 }, (_, j) => ({ op: 'put' as const, key: `b${i + j}`, value: `${i + j}:${pad}` })));
+  }
+  const joined = cluster.nextMemberEvent((e) => e.type === 'join' && e.member.id === 's4');
+  await startLocalCluster({ dir: cluster.dir, storage: 4, compute: 0 });
+  await joined;
+  // Balance the other namespaces first, so that the move the test interrupts is one of NS's.
+  await withDriver('repmig-setup', (d) => d.run(d.plan().filter((m) => m.namespace !== NS), { concurrency: 8 }));
+}, 120_000);
+afterAll(async () => {
+  await client?.close();
+  await cluster?.stop();
+});
+
+async function withDriver<T>(name: string, work: (d: MigrationDriver) => Promise<T>): Promise<T> {
+  const pool = new PeerPool(client.members, secret, name);
+  try {
+    const driver = await MigrationDriver.open({ coordinator: client.coordinator, catalog: client.catalog, members: client.members, pool });
+    try {
+      return await work(driver);
+    } finally {
+      await driver.close();
+    }
+  } finally {
+    pool.close();
+  }
+}
+
+async function ballastIntact(): Promise<void> {
+  let n = 0;
+  for await (const e of client.scan(NS, { start: 'b', end: 'c' })) {
+    expect(String(e.value).startsWith(`${e.key.slice(1)}:`)).toBe(true);
+    n++;
+  }
+  expect(n).toBe(BALLAST);
+}
+
+describe('replicated namespace: leader killed mid-migration', () => {
+  it('aborts the move, fails over to an in-sync follower, loses no acknowledged write, and heals', async () => {
+    const checker = new WriteChecker(client, NS, Array.from({ length: 400 }, (_, i) => `k${i}`));
+    checker.start();
+    await checker.progress(200);
+
+    let copying!: (j: JobRecord) => void;
+    const seen = new Promise<JobRecord>((r) => (copying = r));
+    const run = withDriver('repmig-move', async (d) => {
+      const moves = d.plan().filter((m) => m.namespace === NS);
+      expect(moves.length).toBeGreaterThan(0);
+      return d.run(moves, {
+        concurrency: 1,
+        maxBytesPerSec: 128 * 1024,
+        maxP99Ratio: 0,
+        onProgress: (j) => j.step === 'copying' && j.copiedKeys > 0 && copying({ ...j }),
+      });
+    }).catch((err: unknown) => err as Error);
+    const job = await seen;
+    const partition = job.partitions[0]!;
+    const before = client.catalog.table(NS);
+    expect(before.ownerOf(partition)).toBe(job.from); // the source of a move is the leader
+    const heirs = before.followersOf(partition);
+    expect(heirs).toHaveLength(2);
+
+    await cluster.kill9(job.from);
+    expect(await run).toBeInstanceOf(Error);
+
+    // Failover: an in-sync follower leads at a later epoch; the killed node holds nothing; no move is left; the
+    // target did not become a holder.
+    const after = await tableWhen(
+      client,
+      NS,
+      (t) => t.epoch > before.epoch && t.partitions().every((p) => t.ownerOf(p) !== job.from && !t.followersOf(p).includes(job.from) && !t.migrationOf(p)),
+    );
+    expect(heirs).toContain(after.ownerOf(partition));
+    expect([after.ownerOf(partition), ...after.followersOf(partition)]).not.toContain(job.to);
+
+    // Writes to the failed-over partition go through at its new leader (a key in its slot, found by hash).
+    const probe = Array.from({ length: 10_000 }, (_, i) => `probe${i}`).find((k) => after.place(k).partition === partition)!;
+    await client.put(NS, probe, 'after failover');
+    expect(await client.get(NS, probe)).toBe('after failover');
+    await checker.progress(200);
+    await ballastIntact();
+
+    // With the node back, the controller restores every partition's copies; a new rebalance then completes.
+    await cluster.restart(job.from);
+    await tableWhen(client, NS, fullyReplicated, 60_000);
+    const moved = await withDriver('repmig-again', async (d) => {
+      const results = await d.run(d.plan(), { concurrency: 4 });
+      expect(d.plan()).toEqual([]);
+      return results;
+    });
+    expect(moved.length).toBeGreaterThan(0);
+    await tableWhen(client, NS, fullyReplicated, 60_000);
+    await checker.stop();
+    expect(await checker.verify()).toEqual([]);
+    await ballastIntact();
+  }, 180_000);
+});
