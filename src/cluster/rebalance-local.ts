@@ -155,7 +155,7 @@ export async function rebalanceLocal(dirPath: string, out: RebalanceOutput = {})
 export async function scaleLocalStorage(dirPath: string, count: number, out: RebalanceOutput = {}): Promise<RebalanceReport> {
   if (!Number.isInteger(count) || count < 1 || count > MAX_LOCAL_NODES) {
     throw new InvalidArgumentError(
-      `storage must be a whole number from 1 to ${MAX_LOCAL_NODES}: every partition needs a node (replicas: 1), so at least 1`,
+      `storage must be a whole number from 1 to ${MAX_LOCAL_NODES} (and at least the copies of every replicated namespace)`,
     );
   }
   const dir = new ClusterDir(dirPath);

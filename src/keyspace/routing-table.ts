@@ -325,12 +325,13 @@ export class RoutingTable {
 
   /**
    * A copy's cutover: a new table (next epoch) with `to` among the in-sync followers of `partitions` and their move
-   * entries cleared (one CAS: the copy joins, or — if the entry is gone — nothing happens).
+   * entries cleared (one CAS: the copy joins, or — if the entry is gone — nothing happens). With `replacing`, that
+   * follower leaves in the same CAS (a follower copy moved to another node; the old one then drops its data).
    */
-  withCopiesJoined(partitions: number[], to: string): RoutingTable {
+  withCopiesJoined(partitions: number[], to: string, replacing?: string): RoutingTable {
     const changes = new Map<number, readonly string[]>();
     for (const p of partitions) {
-      const list = this.followersOf(p);
+      const list = this.followersOf(p).filter((f) => f !== replacing);
       if (this.ownerOf(p) !== to && !list.includes(to)) changes.set(p, [...list, to]);
     }
     const next = this.withFollowers(changes);

@@ -8,7 +8,7 @@ import type { Coordinator, Lease } from '../coordination/coordinator.js';
 import { lockKey } from '../coordination/index.js';
 import type { Catalog } from '../keyspace/index.js';
 import type { MemberView, PeerPool } from '../client/index.js';
-import { BusyError, UnavailableError } from '../errors/index.js';
+import { BusyError, InvalidArgumentError, UnavailableError } from '../errors/index.js';
 import { createLogger } from '../util/logger.js';
 import { JobLedger, readJobs } from './jobs.js';
 import type { MoveContext } from './mover.js';
@@ -114,8 +114,24 @@ export class MigrationDriver {
     }
   }
 
-  /** The fewest moves that balance every namespace over `nodes` (default: the ready storage nodes). */
+  /**
+   * The fewest moves that balance every namespace over `nodes` (default: the ready storage nodes).
+   *
+   * @throws InvalidArgumentError when `nodes` are fewer than a namespace's copies (a drain or scale-in that would
+   *   leave a replicated partition nowhere to keep its copies apart); nothing is changed then.
+   */
   plan(nodes?: { id: string; capacity: number }[]): PlannedMove[] {
+    if (nodes) {
+      for (const name of this.deps.catalog.names()) {
+        const copies = this.deps.catalog.table(name).copies;
+        if (nodes.length < copies) {
+          throw new InvalidArgumentError(
+            `namespace ${name} keeps ${copies} copies on distinct storage nodes, so at least ${copies} must remain (the plan has ${nodes.length})`,
+            { details: { namespace: name, copies, nodes: nodes.length } },
+          );
+        }
+      }
+    }
     return planRebalance(this.context, nodes);
   }
 

@@ -55,6 +55,8 @@ export interface MoveBatch {
    * leading (re-replication). The copy is made exactly as a move's is — snapshot, change log, brief hold.
    */
   copy?: boolean;
+  /** With `copy`: the follower that leaves at the cutover (a follower copy moving from `replace` to `to`). */
+  replace?: string;
 }
 
 type Caller = { call<T = unknown>(m: string, p: unknown, o?: { timeoutMs?: number }): Promise<T> };
@@ -138,6 +140,9 @@ export async function moveBatch(ctx: MoveContext, batch: MoveBatch, options: Mov
         if (t.migrationOf(p)) throw new InvalidArgumentError(`${namespace}/${p} is already moving`);
         if (t.ownerOf(p) !== from) throw new UnavailableError(`${namespace}/${p} is not on ${from} (it changed owner meanwhile?)`);
         if (batch.copy && t.holds(p, to)) throw new InvalidArgumentError(`${to} already holds a copy of ${namespace}/${p}`);
+        if (batch.replace !== undefined && !t.followersOf(p).includes(batch.replace)) {
+          throw new UnavailableError(`${batch.replace} no longer follows ${namespace}/${p} (it changed meanwhile?)`);
+        }
         next = next.withMigration(p, { to, job, startedAt: record.startedAt, ...(batch.copy ? { copy: true } : {}) });
       }
       return next;
@@ -186,7 +191,7 @@ export async function moveBatch(ctx: MoveContext, batch: MoveBatch, options: Mov
       !partitions.every((p) => t.migrationOf(p)?.job === job)
         ? undefined
         : batch.copy
-          ? t.withCopiesJoined(partitions, to)
+          ? t.withCopiesJoined(partitions, to, batch.replace)
           : t.withOwners(new Map(partitions.map((p) => [p, to]))),
     );
     const landed = (p: number) => (batch.copy ? after.followersOf(p).includes(to) : after.ownerOf(p) === to);

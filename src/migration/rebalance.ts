@@ -4,7 +4,7 @@
  * shared by the moves in flight and halves whenever the storage nodes' p99 rises past a multiple of its baseline
  * (autoscale/RateController), recovering gradually after.
  */
-import { planAssignment, type Move } from '../partitioning/index.js';
+import { planAssignment, planReplicaMoves, type Move, type ReplicaSet } from '../partitioning/index.js';
 import { RateController } from '../autoscale/index.js';
 import { InvalidArgumentError } from '../errors/index.js';
 import { createLogger } from '../util/logger.js';
@@ -15,6 +15,11 @@ export interface PlannedMove extends Move {
   namespace: string;
   /** The partition's size, when known: batches are cut to a size as well as a count. */
   bytes?: number;
+  /**
+   * `follower`: a follower copy moves from `from` to `to` (copied from the partition's leader; `from` leaves at the
+   * switch). Otherwise the partition's leader (its only copy, in a namespace of one copy) moves.
+   */
+  role?: 'leader' | 'follower';
 }
 
 export interface RunOptions {
@@ -55,6 +60,12 @@ export function planRebalance(ctx: Pick<MoveContext, 'catalog' | 'members'>, nod
   const moves: PlannedMove[] = [];
   for (const name of ctx.catalog.names()) {
     const table = ctx.catalog.table(name);
+    if (table.copies > 1 && table.scheme === 'hash') {
+      // Every copy is placed, not only the leader: a node's disk holds its followers' data too.
+      const sets = new Map<number, ReplicaSet>(table.partitions().map((p) => [p, { leader: table.ownerOf(p)!, followers: table.followersOf(p) }]));
+      for (const m of planReplicaMoves(sets, over)) moves.push({ ...m, namespace: name });
+      continue;
+    }
     const plan = planAssignment(table.assignment(), table.partitions(), over);
     for (const m of plan.moves) moves.push({ ...m, namespace: name });
   }
@@ -70,12 +81,14 @@ export function batchMoves(moves: PlannedMove[], maxPartitions = 64, maxBytes = 
   const out: MoveBatch[] = [];
   for (const m of moves) {
     if (m.from === undefined || m.from === null) throw new InvalidArgumentError(`${m.namespace}/${m.partition} has no owner to move it from`);
-    const key = `${m.namespace}\u0000${m.from}\u0000${m.to}`;
+    const key = `${m.namespace}\u0000${m.from}\u0000${m.to}\u0000${m.role === 'follower' ? 'f' : 'l'}`;
     let cur = open.get(key);
     const bytes = m.bytes ?? 0;
     if (cur && (cur.batch.partitions.length >= maxPartitions || cur.bytes + bytes > maxBytes)) cur = undefined;
     if (!cur) {
-      const fresh = { batch: { namespace: m.namespace, from: m.from, to: m.to, partitions: [] as number[] }, bytes: 0 };
+      // A follower batch names the follower that leaves; runMoves copies from each partition's leader of the moment.
+      const batch: MoveBatch = { namespace: m.namespace, from: m.from, to: m.to, partitions: [], ...(m.role === 'follower' ? { copy: true, replace: m.from } : {}) };
+      const fresh = { batch, bytes: 0 };
       open.set(key, fresh);
       out.push(fresh.batch);
       cur = fresh;
@@ -88,54 +101,90 @@ export function batchMoves(moves: PlannedMove[], maxPartitions = 64, maxBytes = 
 
 /**
  * Carries out moves in jobs of several partitions ({@link batchMoves}), `concurrency` jobs at a time, and resolves
- * with every job's result. After a failure no new job starts; the ones in flight finish (each either completes or
- * rolls back), then the first failure is thrown with the results so far in `completed`.
+ * with every job's result. A partition with two moves in the plan (a replicated partition can have a copy leave a
+ * drained node and another balance) gets them in plan order: the moves run in rounds, a partition's n-th move in
+ * round n. After a failure no new job starts; the ones in flight finish (each either completes or rolls back), then
+ * the first failure is thrown with the results so far in `completed`.
  */
 export async function runMoves(ctx: MoveContext, moves: PlannedMove[], options: RunOptions = {}): Promise<MoveResult[]> {
-  const batches = batchMoves(moves, options.batchPartitions, options.batchBytes);
   const results: MoveResult[] = [];
-  let failure: unknown;
-  let next = 0;
-  let active = 0;
-  let done = 0;
+  const state = { failure: undefined as unknown, active: 0, done: 0 };
   const rate = await startRateControl(options);
-  const share = () => (rate.bytesPerSec === undefined ? undefined : Math.max(1, rate.bytesPerSec / Math.max(1, active)));
-  const workers = Array.from({ length: Math.max(1, options.concurrency ?? 4) }, async () => {
-    while (next < batches.length && failure === undefined) {
-      const planned = batches[next++]!;
-      // The plan may be older than the table: a range merged or split away, or a partition moved by someone else,
-      // is no longer this plan's to move. Skip it rather than fail the run.
-      const table = await ctx.catalog.refresh(planned.namespace);
-      const b = { ...planned, partitions: planned.partitions.filter((p) => table?.ownerOf(p) === planned.from) };
-      const skipped = planned.partitions.length - b.partitions.length;
-      if (skipped > 0) {
-        log.info('skipping planned moves the table no longer matches', { namespace: b.namespace, from: b.from, skipped });
-        done += skipped;
-      }
-      if (b.partitions.length === 0) continue;
-      active++;
-      try {
-        const r = await moveBatch(ctx, b, { bytesPerSec: share, onProgress: options.onProgress });
-        results.push(r);
-        done += r.partitions.length;
-        options.onMoved?.(r, done, moves.length);
-      } catch (err) {
-        failure ??= err;
-      } finally {
-        active--;
-      }
-    }
-  });
+  const share = () => (rate.bytesPerSec === undefined ? undefined : Math.max(1, rate.bytesPerSec / Math.max(1, state.active)));
   try {
-    await Promise.all(workers);
+    for (const round of rounds(moves)) {
+      if (state.failure !== undefined) break;
+      const batches = batchMoves(round, options.batchPartitions, options.batchBytes);
+      let next = 0;
+      const workers = Array.from({ length: Math.max(1, options.concurrency ?? 4) }, async () => {
+        while (next < batches.length && state.failure === undefined) {
+          for (const b of await current(ctx, batches[next++]!, (skipped) => (state.done += skipped))) {
+            state.active++;
+            try {
+              const r = await moveBatch(ctx, b, { bytesPerSec: share, onProgress: options.onProgress });
+              results.push(r);
+              state.done += r.partitions.length;
+              options.onMoved?.(r, state.done, moves.length);
+            } catch (err) {
+              state.failure ??= err;
+            } finally {
+              state.active--;
+            }
+            if (state.failure !== undefined) break;
+          }
+        }
+      });
+      await Promise.all(workers);
+    }
   } finally {
     rate.stop();
   }
-  if (failure !== undefined) {
-    if (failure instanceof Error) Object.assign(failure, { completed: results });
-    throw failure;
+  if (state.failure !== undefined) {
+    if (state.failure instanceof Error) Object.assign(state.failure, { completed: results });
+    throw state.failure;
   }
   return results;
+}
+
+/** The moves split into rounds: each partition's n-th move in round n, plan order kept within a round. */
+function rounds(moves: PlannedMove[]): PlannedMove[][] {
+  const seen = new Map<string, number>();
+  const out: PlannedMove[][] = [];
+  for (const m of moves) {
+    const key = `${m.namespace}\u0000${m.partition}`;
+    const n = seen.get(key) ?? 0;
+    seen.set(key, n + 1);
+    (out[n] ??= []).push(m);
+  }
+  return out;
+}
+
+/**
+ * A planned job as the table is now. The plan may be older than the table: a range merged or split away, a partition
+ * moved by someone else, a follower dropped — those are no longer this plan's to move, and are skipped rather than
+ * failing the run. A follower job becomes one job per current leader (the copy's source).
+ */
+async function current(ctx: MoveContext, planned: MoveBatch, onSkipped: (n: number) => void): Promise<MoveBatch[]> {
+  const table = await ctx.catalog.refresh(planned.namespace);
+  let out: MoveBatch[];
+  if (planned.replace === undefined) {
+    out = [{ ...planned, partitions: planned.partitions.filter((p) => table?.ownerOf(p) === planned.from) }];
+  } else {
+    const byLeader = new Map<string, number[]>();
+    for (const p of planned.partitions) {
+      if (!table || !table.followersOf(p).includes(planned.replace) || table.holds(p, planned.to)) continue;
+      const leader = table.ownerOf(p)!;
+      byLeader.set(leader, [...(byLeader.get(leader) ?? []), p]);
+    }
+    out = [...byLeader].map(([leader, partitions]) => ({ ...planned, from: leader, partitions }));
+  }
+  out = out.filter((b) => b.partitions.length > 0);
+  const skipped = planned.partitions.length - out.reduce((n, b) => n + b.partitions.length, 0);
+  if (skipped > 0) {
+    log.info('skipping planned moves the table no longer matches', { namespace: planned.namespace, from: planned.from, skipped });
+    onSkipped(skipped);
+  }
+  return out;
 }
 
 interface RateControl {

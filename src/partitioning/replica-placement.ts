@@ -12,7 +12,7 @@ import { InvalidArgumentError } from '../errors/index.js';
 const encoder = new TextEncoder();
 
 /** A node's rendezvous score for a partition (higher wins). */
-function score(partition: number, node: string): bigint {
+export function rendezvousScore(partition: number, node: string): bigint {
   return hash64(encoder.encode(`${partition}\u0000${node}`));
 }
 
@@ -34,7 +34,7 @@ export function replicaTargets(partition: number, nodes: readonly string[], hold
   if (needed === 0) return [];
   const taken = new Set(holders);
   const candidates = [...new Set(nodes)].filter((n) => !taken.has(n));
-  const scored = candidates.map((n) => ({ n, s: score(partition, n) }));
+  const scored = candidates.map((n) => ({ n, s: rendezvousScore(partition, n) }));
   scored.sort((a, b) => (a.s === b.s ? (a.n < b.n ? -1 : 1) : a.s > b.s ? -1 : 1));
   return scored.slice(0, needed).map((x) => x.n);
 }

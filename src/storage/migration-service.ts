@@ -94,6 +94,8 @@ export class MigrationService {
   }
 
   private readonly drops: DeferredDrops;
+  /** Partitions this node followed, per namespace, as of the last table seen (see dropUnfollowed). */
+  private readonly followed = new Map<string, Set<number>>();
   private sweeper: NodeJS.Timeout | undefined;
 
   /**
@@ -200,6 +202,7 @@ export class MigrationService {
    * job when its driver died after the decision.
    */
   onTable(table: RoutingTable): void {
+    this.dropUnfollowed(table);
     for (const [task, e] of this.exports) {
       if (e.ns === table.name && table.migrationOf(e.partition)?.job !== e.job) void this.endExport(task);
     }
@@ -209,6 +212,26 @@ export class MigrationService {
       if (table.holds(i.partition, this.nodeId)) this.finishImport(task);
       else void this.abortImport(task);
     }
+  }
+
+  /**
+   * Partitions this node followed and no longer holds — its follower copy moved elsewhere, or its leader dropped it
+   * as fallen behind — have their data dropped (in the background, re-checked before each chunk). A copy coming back
+   * is made afresh anyway.
+   */
+  private dropUnfollowed(table: RoutingTable): void {
+    if (table.scheme !== 'hash' || (table.copies <= 1 && !this.followed.has(table.name))) return;
+    const now = new Set(table.partitionsFollowedBy(this.nodeId));
+    const before = this.followed.get(table.name);
+    this.followed.set(table.name, now);
+    if (!before) return;
+    let added = false;
+    for (const p of before) {
+      if (now.has(p) || table.holds(p, this.nodeId) || this.receiving(table.name, p)) continue;
+      this.drops.add({ location: { namespace: table.name, partition: p, slot: p }, bounds: {} });
+      added = true;
+    }
+    if (added) this.drops.kick();
   }
 
   /** Copy progress of every partition of a job this node imports; also sets the job's copy rate. */

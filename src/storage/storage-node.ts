@@ -47,12 +47,27 @@ export interface StorageNodeOptions {
 }
 
 /** What `node.stats` answers and `shardflow status` shows. */
+export interface NamespaceStats {
+  partitions: number;
+  keys: number;
+  bytes: number;
+  followed?: number;
+  followerKeys?: number;
+  followerBytes?: number;
+  stray?: number;
+}
+
 export interface StorageStats {
   id: string;
   partitions: number;
   keys: number;
   bytes: number;
-  namespaces: Record<string, { partitions: number; keys: number; bytes: number }>;
+  /**
+   * Per namespace: the partitions this node leads, with their keys and bytes; in a replicated namespace also the
+   * partitions it follows (`followed`, with `followerKeys`/`followerBytes`) and `stray`: partitions with data here
+   * that it neither leads nor follows (a copy that moved away, still being dropped).
+   */
+  namespaces: Record<string, NamespaceStats>;
   /** Latency of kv requests over the last whole second (`node.stats` only). */
   latency?: { p99Ms: number; p50Ms: number; count: number };
   /**
@@ -164,13 +179,25 @@ export class StorageNode {
       const table = this.catalog.find(name);
       if (!table) continue;
       const mine = table.partitionsOf(this.id);
-      const ns = { partitions: mine.length, keys: 0, bytes: 0 };
+      const ns: NamespaceStats = { partitions: mine.length, keys: 0, bytes: 0 };
       for (const p of mine) {
         const c = this.engine.countersFor(
           table.scheme === 'hash' ? { namespace: name, partition: p, slot: p } : { namespace: name, partition: p },
         );
         ns.keys += c.keys;
         ns.bytes += c.bytes;
+      }
+      if (table.copies > 1 && table.scheme === 'hash') {
+        const followed = table.partitionsFollowedBy(this.id);
+        ns.followed = followed.length;
+        ns.followerKeys = 0;
+        ns.followerBytes = 0;
+        for (const p of followed) {
+          const c = this.engine.countersFor({ namespace: name, partition: p, slot: p });
+          ns.followerKeys += c.keys;
+          ns.followerBytes += c.bytes;
+        }
+        ns.stray = this.engine.hashPartitionsWithKeys(name).filter((p) => !table.holds(p, this.id)).length;
       }
       out.namespaces[name] = ns;
       out.partitions += ns.partitions;

@@ -62,7 +62,7 @@ describe('shardflow CLI: usage', () => {
       [['kv', 'create-ns', 'x', '--scheme', 'btree', '--dir', dir], /--scheme must be hash or range/],
       [['frobnicate'], /unknown command/],
       [['scale', 'compute=many', '--dir', dir], /expected compute=N or storage=N/],
-      [['scale', 'storage=0', '--dir', dir], /every partition needs a node \(replicas: 1\), so at least 1/],
+      [['scale', 'storage=0', '--dir', dir], /whole number from 1 to \d+ \(and at least the copies of every replicated namespace\)/],
       [['rebalance', '--max-rate', 'fast', '--dir', dir], /--max-rate must be a size such as 512kb/],
       [['rebalance', '--concurrency', '0', '--dir', dir], /--concurrency must be a whole number from 1 to 64/],
       [['scale', 'storage=2', '--max-p99-ratio', '-1', '--dir', dir], /--max-p99-ratio must be a number > 0/],

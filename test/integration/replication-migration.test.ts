@@ -13,6 +13,9 @@ import { startLocalCluster } from '../../src/cluster/local-cluster.js';
 import { ClusterDir } from '../../src/config/cluster-dir.js';
 import { connect, PeerPool, type ShardflowClient } from '../../src/client/index.js';
 import { MigrationDriver, type JobRecord } from '../../src/migration/index.js';
+import { scaleLocalStorage } from '../../src/cluster/rebalance-local.js';
+import { InvalidArgumentError } from '../../src/errors/index.js';
+import type { RoutingTable } from '../../src/index.js';
 
 const NS = 'repmig';
 const BALLAST = 3000;
@@ -50,6 +53,33 @@ async function withDriver<T>(name: string, work: (d: MigrationDriver) => Promise
       return await work(driver);
     } finally {
       await driver.close();
+    }
+  } finally {
+    pool.close();
+  }
+}
+
+function copiesPerNode(t: RoutingTable): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const p of t.partitions()) for (const n of [t.ownerOf(p)!, ...t.followersOf(p)]) out[n] = (out[n] ?? 0) + 1;
+  return Object.fromEntries(Object.entries(out).sort());
+}
+
+/** Waits until no storage node keeps data of an NS partition it neither leads nor follows. */
+async function noStrayCopies(timeoutMs = 20_000): Promise<void> {
+  const pool = new PeerPool(client.members, secret, 'repmig-stats');
+  const deadline = Date.now() + timeoutMs;
+  try {
+    for (;;) {
+      const stray: Record<string, number> = {};
+      for (const m of client.members.ready('storage')) {
+        const peer = await pool.get(m.id, Date.now() + 2000);
+        const stats = await peer.call<{ namespaces: Record<string, { stray?: number }> }>('node.stats', null, { timeoutMs: 2000 });
+        stray[m.id] = stats.namespaces[NS]?.stray ?? 0;
+      }
+      if (Object.values(stray).every((n) => n === 0)) return;
+      if (Date.now() > deadline) throw new Error(`stray copies left: ${JSON.stringify(stray)}`);
+      await new Promise((r) => setTimeout(r, 100));
     }
   } finally {
     pool.close();
@@ -119,9 +149,35 @@ describe('replicated namespace: leader killed mid-migration', () => {
       return results;
     });
     expect(moved.length).toBeGreaterThan(0);
-    await tableWhen(client, NS, fullyReplicated, 60_000);
+    // Every copy is placed, followers too: 16 partitions x 3 copies over 4 nodes is 12 copies each.
+    const balanced = await tableWhen(client, NS, fullyReplicated, 60_000);
+    expect(copiesPerNode(balanced)).toEqual({ s1: 12, s2: 12, s3: 12, s4: 12 });
+    // A follower whose copy moved away drops its data (each node's counters: partitions with keys it does not hold).
+    await noStrayCopies();
     await checker.stop();
     expect(await checker.verify()).toEqual([]);
     await ballastIntact();
   }, 180_000);
+
+  it('scale-in 4 -> 3 drains the leaving node of leader and follower copies under writers; below 3 copies is refused', async () => {
+    const checker = new WriteChecker(client, NS, Array.from({ length: 400 }, (_, i) => `d${i}`));
+    checker.start();
+    await checker.progress(200);
+    await scaleLocalStorage(cluster.dir, 3, { write: () => undefined });
+    // Drained by the scale itself, followers too — not left to re-replication after s4 stopped.
+    const drained = (await client.catalog.refresh(NS))!;
+    expect(drained.partitions().filter((p) => drained.holds(p, 's4'))).toEqual([]);
+    expect(fullyReplicated(drained)).toBe(true);
+    expect(copiesPerNode(drained)).toEqual({ s1: 16, s2: 16, s3: 16 });
+    await checker.progress(200);
+
+    // Two nodes cannot keep 3 copies apart: refused before anything moves or stops.
+    await expect(scaleLocalStorage(cluster.dir, 2, { write: () => undefined })).rejects.toBeInstanceOf(InvalidArgumentError);
+    const after = await client.catalog.refresh(NS);
+    expect(after!.epoch).toBe(drained.epoch);
+    expect(client.members.ready('storage').map((m) => m.id).sort()).toEqual(['s1', 's2', 's3']);
+    await checker.stop();
+    expect(await checker.verify()).toEqual([]);
+    await ballastIntact();
+  }, 120_000);
 });

@@ -58,6 +58,13 @@ describe('replicated routing tables', () => {
     expect(joined.followersOf(7)).toContain(spare);
     expect(joined.migrationOf(7)).toBeUndefined();
     expect(joined.epoch).toBe(copying.epoch + 1);
+    // A follower copy moving: the new copy joins and the replaced follower leaves in the same table.
+    const leaving = joined.followersOf(7)[0]!;
+    const elsewhere = nodes.find((n) => !joined.holds(7, n))!;
+    const swapped = joined.withMigration(7, { to: elsewhere, job: 'd', startedAt: 'now', copy: true }).withCopiesJoined([7], elsewhere, leaving);
+    expect(swapped.followersOf(7)).toContain(elsewhere);
+    expect(swapped.holds(7, leaving)).toBe(false);
+    expect(swapped.followersOf(7)).toHaveLength(joined.followersOf(7).length);
   });
 
   it('failover hands each partition of the gone node to an in-sync follower and removes it everywhere', () => {
