@@ -57,11 +57,14 @@ export interface ReplicatedChange {
   deleted: boolean;
   value?: unknown;
   version: number;
+  /** Stored size of the entry on the leader (to size replication calls). */
+  bytes?: number;
 }
 
 /**
  * What a leader does with its committed writes to partitions that have followers: `ship` sends one group's changes
- * (in commit order) and resolves once every in-sync follower holds them; the group's writes are answered only then.
+ * (in commit order) and resolves once every in-sync follower holds them; the writes that made them are answered only
+ * then, the group's other writes once committed.
  */
 export interface ReplicationHook {
   /** Whether changes to this location go to followers (this node leads it, and it has copies). */
@@ -79,6 +82,9 @@ export interface ReadSnapshot {
 type Write =
   | { type: 'put'; location: Location; key: StoredKey; value: unknown; version: number; ifVersion?: number }
   | { type: 'delete'; location: Location; key: StoredKey; ifVersion?: number; version?: number };
+
+/** What is submitted to the group commit; `shipped` is set after the commit if its changes go to followers. */
+type Submitted = (Write | { type: 'all'; writes: Write[] }) & { shipped?: Promise<void> };
 
 export interface PartitionCounters {
   keys: number;
@@ -109,12 +115,15 @@ export class StorageEngine {
   private readonly captures = new Map<string, Set<ChangeLog>>();
   private groupChanges: { log: ChangeLog; change: Omit<Change, 'seq'> }[] | undefined;
   private groupReplicated: ReplicatedChange[] | undefined;
+  /** The submitted writes of the group being applied whose changes go to followers, and the one being applied. */
+  private groupShipping: Submitted[] | undefined;
+  private applying: Submitted | undefined;
   private replication: ReplicationHook | undefined;
   private flusher: NodeJS.Timeout | undefined;
   /** Approximate keys and bytes per partition, kept as writes happen; rebuilt from disk at open. */
   private readonly counters = new Map<string, PartitionCounters>();
 
-  private readonly group: GroupCommit<Write | { type: 'all'; writes: Write[] }>;
+  private readonly group: GroupCommit<Submitted>;
 
   private constructor(
     private readonly root: RootDatabase,
@@ -126,22 +135,33 @@ export class StorageEngine {
       // Changes to captured partitions reach their logs only once the transaction has committed.
       const changes: { log: ChangeLog; change: Omit<Change, 'seq'> }[] = [];
       const replicated: ReplicatedChange[] = [];
+      const shipping: Submitted[] = [];
       const result = transact(() => {
         this.groupChanges = changes;
         this.groupReplicated = this.replication ? replicated : undefined;
+        this.groupShipping = shipping;
         try {
           run();
         } finally {
           this.groupChanges = undefined;
           this.groupReplicated = undefined;
+          this.groupShipping = undefined;
+          this.applying = undefined;
         }
       });
       return Promise.resolve(result).then(() => {
         for (const c of changes) c.log.append(c.change);
-        // Answered only once the followers hold the group too (the leader has it already).
-        if (replicated.length > 0) return this.replication!.ship(replicated);
+        if (replicated.length === 0) return;
+        // Writes with replicated changes are answered only once the followers hold them too (`shipped`); the rest
+        // of the group — a follower's applies among them — is answered at once, so no apply waits on another ship.
+        const shipped = this.replication!.ship(replicated);
+        shipped.catch(() => undefined); // a write that failed on its own never awaits it
+        for (const w of shipping) w.shipped = shipped;
       });
-    }, (w) => this.apply(w));
+    }, (w) => {
+      this.applying = w;
+      return this.apply(w);
+    }, (w) => w.shipped);
   }
 
   static open(path: string, options: { durability?: Durability } = {}): StorageEngine {
@@ -234,8 +254,9 @@ export class StorageEngine {
     }
     if (write.type === 'put') {
       void this.data.put(write.key, write.value, write.version); // inside the transaction: applied at once
-      this.count(write.location, before, this.data.getBinaryFast(write.key)?.length ?? 0);
-      this.captured(write, { deleted: false, value: write.value, version: write.version });
+      const after = this.data.getBinaryFast(write.key)?.length ?? 0;
+      this.count(write.location, before, after);
+      this.captured(write, { deleted: false, value: write.value, version: write.version }, after);
       return true;
     }
     if (before === undefined) return false;
@@ -245,13 +266,15 @@ export class StorageEngine {
     return true;
   }
 
-  private captured(write: Write, change: { deleted: boolean; value?: unknown; version: number }): void {
+  private captured(write: Write, change: { deleted: boolean; value?: unknown; version: number }, bytes = 0): void {
     const replicated = this.groupReplicated;
     if (replicated && this.replication!.wants(write.location)) {
-      replicated.push({ location: write.location, key: write.key[write.key.length - 1] as string, ...change });
+      replicated.push({ location: write.location, key: write.key[write.key.length - 1] as string, ...change, bytes });
+      if (this.applying && this.groupShipping!.at(-1) !== this.applying) this.groupShipping!.push(this.applying);
     }
+    if (this.captures.size === 0 || !this.groupChanges) return; // the usual case: spare building the lookup key
     const logs = this.captures.get(counterKey(write.location));
-    if (!logs || !this.groupChanges) return;
+    if (!logs) return;
     const key = write.key[write.key.length - 1] as string;
     for (const log of logs) this.groupChanges.push({ log, change: { key, ...change } });
   }

@@ -6,7 +6,10 @@
  * to lmdb's asynchronous transaction, which flushes before resolving.
  */
 
-/** Runs `apply` for every queued write inside one transaction; resolves once it has committed. */
+/**
+ * Runs `apply` for every queued write inside one transaction; resolves once it has committed. (A write is answered
+ * then, or once what `after` gives for it has settled: a leader's replicated write waits for its followers.)
+ */
 export type Transact = (run: () => void) => unknown;
 
 interface Queued<W> {
@@ -26,6 +29,8 @@ export class GroupCommit<W> {
   constructor(
     private readonly transact: Transact,
     private readonly apply: (write: W) => boolean,
+    /** Once committed, what a write must still wait for before it is answered (none: answered at once). */
+    private readonly after?: (write: W) => Promise<unknown> | undefined,
   ) {}
 
   /** Queues a write; resolves with whether it was applied (a failed condition is `false`). */
@@ -75,7 +80,9 @@ export class GroupCommit<W> {
     done.then(
       () => {
         for (const q of group) {
+          const wait = q.error === undefined ? this.after?.(q.write) : undefined;
           if (q.error !== undefined) q.reject(q.error);
+          else if (wait) wait.then(() => q.resolve(q.applied === true), q.reject);
           else q.resolve(q.applied === true);
         }
       },

@@ -12,7 +12,6 @@
  * Calls also say when this node last heard from each leader, which bounds how stale a read from this copy can be.
  */
 import type { Catalog, RoutingTable } from '../keyspace/index.js';
-import { checkKey } from '../keyspace/index.js';
 import { InvalidArgumentError, StaleEpochError, UnavailableError } from '../errors/index.js';
 import type { ReplicatedChange, StorageEngine } from './engine.js';
 import type { WireChange } from './replicator.js';
@@ -94,7 +93,10 @@ export class ReplicaApplier {
     return out;
   }
 
-  /** Validates every change and checks that `leader` leads, and this node follows, each partition named. */
+  /**
+   * Checks the shape of every change and that `leader` leads, and this node follows, each partition named (once per
+   * partition per call). Keys and values were validated by the leader when it took the write, so they are not again.
+   */
   private async check(leader: string, epochs: Record<string, unknown>, entries: unknown[]): Promise<ReplicatedChange[]> {
     const tables = new Map<string, RoutingTable>();
     for (const [ns, epoch] of Object.entries(epochs)) {
@@ -105,20 +107,28 @@ export class ReplicaApplier {
       tables.set(ns, table);
     }
     const out: ReplicatedChange[] = [];
+    // Partitions already checked in this call, by namespace: their location, shared by their changes.
+    const checked = new Map<string, Map<number, ReplicatedChange['location']>>();
     for (const raw of entries) {
       if (!Array.isArray(raw) || raw.length !== 6) throw new InvalidArgumentError('a change must be [ns, partition, key, deleted, value, version]');
       const [ns, partition, key, deleted, value, version] = raw as WireChange;
-      const table = typeof ns === 'string' ? tables.get(ns) : undefined;
-      if (!table) throw new InvalidArgumentError(`change for namespace ${String(ns)} without its epoch`);
-      if (typeof partition !== 'number' || table.ownerOf(partition) === undefined) throw new InvalidArgumentError(`bad partition ${String(partition)}`);
+      if (typeof key !== 'string' || key === '') throw new InvalidArgumentError('a change needs a key');
       if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 0) throw new InvalidArgumentError('version must be a non-negative integer');
-      if (table.ownerOf(partition) !== leader || !table.followersOf(partition).includes(this.nodeId)) {
-        throw new StaleEpochError(`${leader} does not lead ${ns}/${partition} with ${this.nodeId} following at epoch ${table.epoch}`, {
-          details: { namespace: ns, partition, epoch: table.epoch, owner: table.ownerOf(partition) ?? null },
-        });
+      let ofNs = typeof ns === 'string' ? checked.get(ns) : undefined;
+      let location = ofNs?.get(partition);
+      if (!location) {
+        const table = typeof ns === 'string' ? tables.get(ns) : undefined;
+        if (!table) throw new InvalidArgumentError(`change for namespace ${String(ns)} without its epoch`);
+        if (typeof partition !== 'number' || table.ownerOf(partition) === undefined) throw new InvalidArgumentError(`bad partition ${String(partition)}`);
+        if (table.ownerOf(partition) !== leader || !table.followersOf(partition).includes(this.nodeId)) {
+          throw new StaleEpochError(`${leader} does not lead ${ns}/${partition} with ${this.nodeId} following at epoch ${table.epoch}`, {
+            details: { namespace: ns, partition, epoch: table.epoch, owner: table.ownerOf(partition) ?? null },
+          });
+        }
+        if (!ofNs) checked.set(ns, (ofNs = new Map()));
+        ofNs.set(partition, (location = { namespace: ns, partition, slot: partition }));
       }
-      checkKey(key);
-      out.push({ location: { namespace: ns, partition, slot: partition }, key, deleted: deleted === 1, value: deleted === 1 ? undefined : value, version });
+      out.push({ location, key, deleted: deleted === 1, value: deleted === 1 ? undefined : value, version });
     }
     return out;
   }

@@ -26,8 +26,33 @@ export const HEARTBEAT_MS = 250;
 /** A follower that has not answered a call within this long is dropped from the in-sync followers. */
 export const FOLLOWER_TIMEOUT_MS = 2000;
 
+/**
+ * Calls a stream may have unanswered. Groups shipped meanwhile wait and leave together as the next call: under load
+ * a follower gets few large calls (one message, one transaction) rather than one small call per leader group.
+ */
+export const MAX_IN_FLIGHT = 1;
+/**
+ * Waiting groups are merged into one call up to about this many value bytes and changes (one group alone may exceed
+ * them; a follower refuses calls of more than 100 000 changes).
+ */
+export const MAX_BATCH_BYTES = 4 * 1024 * 1024;
+export const MAX_BATCH_CHANGES = 10_000;
+
 /** One change as it crosses the wire: `[namespace, partition, key, deleted ? 1 : 0, value, version]`. */
 export type WireChange = [string, number, string, 0 | 1, unknown, number];
+
+interface CallBody {
+  epochs: Record<string, number>;
+  entries: WireChange[];
+}
+
+/** Groups waiting for a free call on a stream; they are sent, answered and fail together. */
+interface Batch extends CallBody {
+  bytes: number;
+  done: Promise<void>;
+  resolve(): void;
+  reject(err: unknown): void;
+}
 
 interface FollowerStream {
   id: string;
@@ -36,6 +61,8 @@ interface FollowerStream {
   connection: Promise<Connection>;
   lastSent: number;
   closed: boolean;
+  inFlight: number;
+  waiting: Batch[];
 }
 
 export interface ReplicatorOptions {
@@ -69,27 +96,38 @@ export class Replicator implements ReplicationHook {
   /** Ships one committed group; resolves once every in-sync follower of each partition in it holds its changes. */
   async ship(changes: ReplicatedChange[]): Promise<void> {
     const { catalog, nodeId } = this.options;
-    const perFollower = new Map<string, WireChange[]>();
+    const perFollower = new Map<string, { entries: WireChange[]; bytes: number }>();
     const epochs: Record<string, number> = {};
-    const partitions = new Map<string, { ns: string; partition: number; followers: readonly string[] }>();
+    // Each namespace's table and each partition's followers are looked up once per group, not once per change.
+    const tables = new Map<string, { table: RoutingTable; partitions: Map<number, readonly string[]> }>();
+    const partitions: { ns: string; partition: number; followers: readonly string[] }[] = [];
     for (const c of changes) {
       const ns = c.location.namespace;
-      const table = catalog.find(ns);
-      if (!table) throw new UnavailableError(`namespace ${ns} vanished while a write to it was replicated`);
-      epochs[ns] = table.epoch;
-      const followers = table.followersOf(c.location.partition);
-      partitions.set(`${ns}\u0000${c.location.partition}`, { ns, partition: c.location.partition, followers });
-      const wire: WireChange = [ns, c.location.partition, c.key, c.deleted ? 1 : 0, c.deleted ? null : c.value, c.version];
+      let t = tables.get(ns);
+      if (!t) {
+        const table = catalog.find(ns);
+        if (!table) throw new UnavailableError(`namespace ${ns} vanished while a write to it was replicated`);
+        epochs[ns] = table.epoch;
+        tables.set(ns, (t = { table, partitions: new Map() }));
+      }
+      const partition = c.location.partition;
+      let followers = t.partitions.get(partition);
+      if (!followers) {
+        t.partitions.set(partition, (followers = t.table.followersOf(partition)));
+        partitions.push({ ns, partition, followers });
+      }
+      const wire: WireChange = [ns, partition, c.key, c.deleted ? 1 : 0, c.deleted ? null : c.value, c.version];
       for (const f of followers) {
         let list = perFollower.get(f);
-        if (!list) perFollower.set(f, (list = []));
-        list.push(wire);
+        if (!list) perFollower.set(f, (list = { entries: [], bytes: 0 }));
+        list.entries.push(wire);
+        list.bytes += c.bytes ?? 0;
       }
     }
-    const sends = [...perFollower].map(([f, entries]) => this.send(f, { leader: nodeId, epochs, entries }).then(() => undefined, () => f));
+    const sends = [...perFollower].map(([f, { entries, bytes }]) => this.send(f, { epochs, entries }, bytes).then(() => undefined, () => f));
     const failures = (await Promise.all(sends)).filter((f): f is string => f !== undefined);
     if (failures.length === 0) {
-      for (const { ns, partition, followers } of partitions.values()) {
+      for (const { ns, partition, followers } of partitions) {
         const needed = catalog.find(ns)?.minInSync ?? 1;
         if (1 + followers.length < needed) throw notEnough(ns, partition, 1 + followers.length, needed, failures);
       }
@@ -104,8 +142,8 @@ export class Replicator implements ReplicationHook {
       throw new UnavailableError(`could not record that follower ${failures.join(',')} fell behind; the write is not acknowledged`, { cause: err });
     }
     const fresh = new Map<string, RoutingTable | undefined>();
-    for (const ns of new Set([...partitions.values()].map((x) => x.ns))) fresh.set(ns, await catalog.refresh(ns));
-    for (const { ns, partition, followers } of partitions.values()) {
+    for (const ns of tables.keys()) fresh.set(ns, await catalog.refresh(ns));
+    for (const { ns, partition, followers } of partitions) {
       const table = fresh.get(ns);
       if (!table || table.ownerOf(partition) !== nodeId) {
         throw new UnavailableError(`${ns}/${partition} is led by another node now; the write may not have been kept`);
@@ -119,19 +157,51 @@ export class Replicator implements ReplicationHook {
     }
   }
 
-  /** Sends one call on the follower's stream; a failure closes the stream. */
-  private async send(follower: string, body: { leader: string; epochs: Record<string, number>; entries: WireChange[] }): Promise<void> {
-    if (this.failed.has(follower)) throw new UnavailableError(`${follower} is being dropped from the in-sync copies`);
+  /**
+   * Sends changes on the follower's stream, in the order of the calls to send: at once if a call is free, else with
+   * the next call. Resolves once the follower holds them; a failure closes the stream.
+   */
+  private send(follower: string, body: CallBody, bytes: number): Promise<void> {
+    if (this.failed.has(follower)) return Promise.reject(new UnavailableError(`${follower} is being dropped from the in-sync copies`));
     const stream = this.stream(follower);
+    if (stream.inFlight < MAX_IN_FLIGHT && stream.waiting.length === 0) return this.call(stream, body);
+    let batch = stream.waiting.at(-1);
+    const full = (b: Batch) => b.bytes + bytes > MAX_BATCH_BYTES || b.entries.length + body.entries.length > MAX_BATCH_CHANGES;
+    if (!batch || (batch.entries.length > 0 && full(batch))) {
+      let resolve!: () => void;
+      let reject!: (err: unknown) => void;
+      const done = new Promise<void>((res, rej) => ((resolve = res), (reject = rej)));
+      done.catch(() => undefined);
+      stream.waiting.push((batch = { epochs: {}, entries: [], bytes: 0, done, resolve, reject }));
+    }
+    // The newest epoch seen for a namespace: the follower checks each change against a table at least that new.
+    for (const ns in body.epochs) batch.epochs[ns] = Math.max(batch.epochs[ns] ?? 0, body.epochs[ns]!);
+    for (const e of body.entries) batch.entries.push(e);
+    batch.bytes += bytes;
+    return batch.done;
+  }
+
+  /** One numbered call on the stream; when it is answered the next waiting batch goes. */
+  private async call(stream: FollowerStream, body: CallBody): Promise<void> {
+    stream.inFlight += 1;
     stream.lastSent = Date.now();
     const seq = ++stream.seq;
     try {
       const connection = await stream.connection;
-      await connection.call('repl.apply', { ...body, stream: stream.id, seq }, { timeoutMs: FOLLOWER_TIMEOUT_MS });
+      await connection.call('repl.apply', { leader: this.options.nodeId, epochs: body.epochs, entries: body.entries, stream: stream.id, seq }, { timeoutMs: FOLLOWER_TIMEOUT_MS });
     } catch (err) {
-      this.fail(follower, stream, err);
+      this.fail(stream.follower, stream, err);
       throw err;
+    } finally {
+      stream.inFlight -= 1;
+      this.next(stream);
     }
+  }
+
+  private next(stream: FollowerStream): void {
+    if (stream.inFlight >= MAX_IN_FLIGHT) return;
+    const next = stream.closed ? undefined : stream.waiting.shift();
+    if (next) this.call(stream, next).then(next.resolve, next.reject);
   }
 
   private stream(follower: string): FollowerStream {
@@ -144,6 +214,8 @@ export class Replicator implements ReplicationHook {
       seq: 0,
       lastSent: Date.now(),
       closed: false,
+      inFlight: 0,
+      waiting: [],
       connection: address
         ? (() => {
             const [host, port] = splitAddress(address);
@@ -163,9 +235,8 @@ export class Replicator implements ReplicationHook {
   /** Closes a failed stream and drops the follower from the in-sync copies (once, however many calls fail). */
   private fail(follower: string, stream: FollowerStream, err: unknown): void {
     if (stream.closed || this.closed) return;
-    stream.closed = true;
+    closeStream(stream, 'replication stream failed', err);
     if (this.streams.get(follower) === stream) this.streams.delete(follower);
-    void stream.connection.then((c) => c.close('replication stream failed'), () => undefined);
     this.options.log.warn('follower failed: dropping it from the in-sync copies', { follower, error: String(err) });
     void this.dropFollower(follower).catch(() => undefined);
   }
@@ -211,23 +282,30 @@ export class Replicator implements ReplicationHook {
       if (this.failed.has(f)) continue;
       const s = this.streams.get(f);
       if (s && now - s.lastSent < HEARTBEAT_MS) continue;
-      void this.send(f, { leader: nodeId, epochs: {}, entries: [] }).catch(() => undefined);
+      void this.send(f, { epochs: {}, entries: [] }, 0).catch(() => undefined);
     }
     for (const [f, s] of this.streams) {
       if (followers.has(f)) continue;
       // No longer a follower of anything here: let the stream go.
-      s.closed = true;
+      closeStream(s, 'no longer a follower');
       this.streams.delete(f);
-      void s.connection.then((c) => c.close('no longer a follower'), () => undefined);
     }
   }
 
   close(): void {
     this.closed = true;
     clearInterval(this.heartbeat);
-    for (const s of this.streams.values()) void s.connection.then((c) => c.close('leader closing'), () => undefined);
+    for (const s of this.streams.values()) closeStream(s, 'leader closing');
     this.streams.clear();
   }
+}
+
+/** Closes a stream; groups still waiting to be sent on it fail (a later stream must not skip them). */
+function closeStream(stream: FollowerStream, reason: string, cause?: unknown): void {
+  stream.closed = true;
+  const err = cause ?? new UnavailableError(`replication stream closed: ${reason}`);
+  for (const b of stream.waiting.splice(0)) b.reject(err);
+  void stream.connection.then((c) => c.close(reason), () => undefined);
 }
 
 function notEnough(ns: string, partition: number, inSync: number, needed: number, failed: string[]): NotEnoughReplicasError {
