@@ -14,7 +14,11 @@ export interface ShardflowCluster {
 export async function startShardflowCluster(
   parent: string,
   storage: number,
-  options: { cpuProfDir?: string; compute?: number } = {},
+  /**
+   * `copies`: of the `default` namespace (default 1 here: the peers bench:kv and bench:rebalance compare with — Redis
+   * Cluster masters without replicas — keep one copy too; bench:replication measures copies).
+   */
+  options: { cpuProfDir?: string; compute?: number; copies?: number } = {},
 ): Promise<ShardflowCluster> {
   const dir = await mkdtemp(join(parent, 'shardflow-bench-sf-'));
   trackDir(dir);
@@ -32,7 +36,7 @@ export async function startShardflowCluster(
   };
   return owned('shardflow cluster', stop, (release) =>
     withProfiledChildren(options.cpuProfDir, async () => {
-      const cluster = await startLocalCluster({ dir, storage, compute: options.compute ?? 0 });
+      const cluster = await startLocalCluster({ dir, storage, compute: options.compute ?? 0, copies: options.copies ?? 1 });
       for (const pid of [cluster.coordinatorPid, ...cluster.nodes.map((n) => n.pid)]) if (pid) pids.push(pid);
       for (const pid of pids) trackPid(pid);
       return { dir, pids, stop: release };

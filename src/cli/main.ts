@@ -49,6 +49,13 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+/** Resolves once everything written to `stream` has left: a pipe takes 64 KiB at once, and exit drops the rest. */
+function drained(stream: NodeJS.WriteStream): Promise<void> {
+  if (stream.writableLength === 0) return Promise.resolve();
+  return new Promise((resolve) => stream.write('', () => resolve()));
+}
+
 const code = await main(process.argv.slice(2));
 // Long-running commands (node, coordinator, foreground up) resolve only when they are done.
+await Promise.all([drained(process.stdout), drained(process.stderr)]);
 process.exit(code);

@@ -67,6 +67,9 @@ interface Routed {
  * await client.close();
  * ```
  */
+/** Copies of each partition a new hash namespace keeps by default, on a cluster with at least that many storage nodes. */
+export const DEFAULT_COPIES = 3;
+
 export class ShardflowClient {
   private readonly pool: PeerPool;
   private readonly services: ServiceCaller;
@@ -107,11 +110,21 @@ export class ShardflowClient {
     return this.services.instances();
   }
 
-  /** Creates a namespace placed over the storage nodes now ready (idempotent for the same scheme). */
+  /**
+   * Creates a namespace placed over the storage nodes now ready (idempotent for the same scheme). A hash namespace
+   * keeps {@link DEFAULT_COPIES} copies of each partition when at least that many storage nodes are ready, else one
+   * (development); pass `copies` to choose.
+   */
   async createNamespace(name: string, options: NamespaceOptions = { scheme: 'hash' }): Promise<RoutingTable> {
     const nodes = this.members.ready('storage').map((m) => ({ id: m.id, capacity: m.capacity }));
     if (nodes.length === 0) throw new UnavailableError('no storage node is ready to hold the namespace');
-    return this.catalog.create(name, options, (partitions) => initialAssignment(partitions, nodes).assignment);
+    const copies = options.copies ?? (options.scheme === 'hash' && nodes.length >= DEFAULT_COPIES ? DEFAULT_COPIES : undefined);
+    if (copies !== undefined && copies > nodes.length && !this.catalog.find(name)) {
+      throw new InvalidArgumentError(`${copies} copies need ${copies} storage nodes; ${nodes.length} are ready`, {
+        details: { copies, ready: nodes.length },
+      });
+    }
+    return this.catalog.create(name, { ...options, copies }, (partitions) => initialAssignment(partitions, nodes).assignment);
   }
 
   /** Names of every namespace. */

@@ -28,6 +28,8 @@ export interface UpOptions {
   compute: number;
   /** Namespace created when the cluster is first started (default `default`, hash). */
   defaultNamespace?: string | false;
+  /** Copies of the default namespace's partitions (default: 3 with 3 or more storage nodes, else 1). */
+  copies?: number;
   /**
    * An external coordinator (etcd) for a new cluster directory; without it the cluster runs its own embedded
    * coordinator process.
@@ -110,7 +112,7 @@ export async function startLocalCluster(options: UpOptions): Promise<LocalCluste
   if (fresh && options.defaultNamespace !== false) {
     const client = await connect({ dir: dir.root });
     try {
-      await client.createNamespace(options.defaultNamespace ?? 'default', { scheme: 'hash' });
+      await client.createNamespace(options.defaultNamespace ?? 'default', { scheme: 'hash', copies: options.copies });
     } finally {
       await client.close();
     }

@@ -51,7 +51,9 @@ async function withDriver<T>(dirPath: string, work: (s: Session) => Promise<T>):
     try {
       const sizes = async (moves: PlannedMove[]): Promise<SizedMove[]> => {
         const byNode = new Map<string, Record<string, [number, number, number][]>>();
-        for (const id of new Set(moves.map((m) => m.from).filter((f): f is string => f !== undefined))) {
+        // Nodes report the partitions they lead: a follower copy's size is its leader's.
+        const sourceOf = (m: PlannedMove) => (m.role === 'follower' ? client.catalog.find(m.namespace)?.ownerOf(m.partition) : m.from) ?? undefined;
+        for (const id of new Set(moves.map(sourceOf).filter((f): f is string => f !== undefined))) {
           // Sizes only inform the plan: a node that cannot say counts as empty (preflight refuses a real run).
           const sizes = await pool
             .get(id, Date.now() + 3000)
@@ -60,7 +62,8 @@ async function withDriver<T>(dirPath: string, work: (s: Session) => Promise<T>):
           byNode.set(id, sizes);
         }
         return moves.map((m) => {
-          const row = m.from ? byNode.get(m.from)?.[m.namespace]?.find((r) => r[0] === m.partition) : undefined;
+          const source = sourceOf(m);
+          const row = source ? byNode.get(source)?.[m.namespace]?.find((r) => r[0] === m.partition) : undefined;
           return { ...m, keys: row?.[1] ?? 0, bytes: row?.[2] ?? 0 };
         });
       };

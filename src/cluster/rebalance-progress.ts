@@ -28,7 +28,7 @@ export function formatPlan(moves: SizedMove[], concurrency: number, maxBytesPerS
   if (moves.length === 0) return 'balanced: nothing to move';
   const byRoute = new Map<string, { n: number; keys: number; bytes: number }>();
   for (const m of moves) {
-    const k = `${m.namespace}: ${m.from ?? '(none)'} -> ${m.to}`;
+    const k = `${m.namespace}: ${m.from ?? '(none)'} -> ${m.to}${m.role === 'follower' ? ' (follower copies)' : ''}`;
     const r = byRoute.get(k) ?? { n: 0, keys: 0, bytes: 0 };
     r.n++;
     r.keys += m.keys;
@@ -36,7 +36,7 @@ export function formatPlan(moves: SizedMove[], concurrency: number, maxBytesPerS
     byRoute.set(k, r);
   }
   const total = moves.reduce((a, m) => a + m.bytes, 0);
-  const lines = [`plan: ${moves.length} partition${moves.length === 1 ? '' : 's'} to move, ${formatBytes(total)}, about ${formatDuration(estimateSeconds(moves, concurrency, maxBytesPerSec))}`];
+  const lines = [`plan: ${moves.length} partition${moves.length === 1 ? '' : 's'}${moves.some((m) => m.role) ? ' (copies)' : ''} to move, ${formatBytes(total)}, about ${formatDuration(estimateSeconds(moves, concurrency, maxBytesPerSec))}`];
   for (const [k, r] of byRoute) lines.push(`  ${k}  ${r.n} partition${r.n === 1 ? '' : 's'}, ${r.keys} keys, ${formatBytes(r.bytes)}`);
   return lines.join('\n');
 }

@@ -32,7 +32,8 @@ export interface NamespaceOptions {
    */
   splitOpsSustainMs?: number;
   /**
-   * Hash namespaces: how many copies of each partition to keep, on distinct storage nodes (1 to 7, default 1). One
+   * Hash namespaces: how many copies of each partition to keep, on distinct storage nodes (1 to 7; the client's
+   * `createNamespace` defaults it to 3 when 3 or more storage nodes are ready, else 1). One
    * copy leads and takes writes; a write is acknowledged once every in-sync copy holds it, and refused while fewer
    * than a majority of `copies` are in sync. Range namespaces keep one copy.
    */

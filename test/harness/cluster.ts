@@ -32,6 +32,8 @@ export async function startTestCluster(options: {
   compute?: number;
   coordinator?: CoordinatorAddress;
   services?: string;
+  /** Copies of the `default` namespace (default: the product's — 3 on 3 or more storage nodes). */
+  copies?: number;
 }): Promise<TestCluster> {
   const dir = await mkdtemp(join(tmpdir(), 'sf-cluster-'));
   const clients: ShardflowClient[] = [];
@@ -42,6 +44,7 @@ export async function startTestCluster(options: {
       compute: options.compute ?? 0,
       coordinator: options.coordinator,
       services: options.services,
+      copies: options.copies,
     });
   } catch (err) {
     await stopLocalCluster(dir).catch(() => undefined);

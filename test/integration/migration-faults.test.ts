@@ -23,11 +23,11 @@ let client: ShardflowClient;
 let secret: Uint8Array;
 
 beforeAll(async () => {
-  cluster = await startTestCluster({ storage: 3 });
+  cluster = await startTestCluster({ storage: 3, copies: 1 }); // one copy: these tests count partitions moved
   client = await connect({ dir: cluster.dir, name: 'faults', timeoutMs: 3000 });
   secret = await new ClusterDir(cluster.dir).readSecret();
   // 16 slots of ~190 KiB each: big enough that a move at 128 KiB/s takes over a second.
-  await client.createNamespace(NS, { scheme: 'hash', slotCount: 16 });
+  await client.createNamespace(NS, { scheme: 'hash', slotCount: 16, copies: 1 });
   const pad = 'x'.repeat(1000);
   for (let i = 0; i < BALLAST; i += 500) {
     await client.batch(NS, Array.from({ length: 500 }, (_, j) => ({ op: 'put' as const, key: `b${i + j}`, value: `${i + j}:${pad}` })));

@@ -16,7 +16,7 @@ let cluster: TestCluster;
 let client: ShardflowClient;
 
 beforeAll(async () => {
-  cluster = await startTestCluster({ storage: 3 });
+  cluster = await startTestCluster({ storage: 3, copies: 1 }); // one copy: these tests count partitions moved
   client = await cluster.client();
 });
 afterAll(async () => {

@@ -15,9 +15,9 @@ let cluster: TestCluster;
 let client: ShardflowClient;
 
 beforeAll(async () => {
-  cluster = await startTestCluster({ storage: 3 });
+  cluster = await startTestCluster({ storage: 3, copies: 1 }); // one copy: these tests count partitions moved
   client = await cluster.client();
-  await client.createNamespace('small', { scheme: 'hash', slotCount: 16 });
+  await client.createNamespace('small', { scheme: 'hash', slotCount: 16, copies: 1 });
   const joined = cluster.nextMemberEvent((e) => e.type === 'join' && e.member.id === 's4');
   await startLocalCluster({ dir: cluster.dir, storage: 4, compute: 0 }); // s4 holds nothing yet: a rebalance has work
   await joined;

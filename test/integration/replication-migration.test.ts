@@ -24,7 +24,7 @@ let client: ShardflowClient;
 let secret: Uint8Array;
 
 beforeAll(async () => {
-  cluster = await startTestCluster({ storage: 3 });
+  cluster = await startTestCluster({ storage: 3, copies: 1 }); // the default namespace: one copy, so that setup is quick
   client = await connect({ dir: cluster.dir, name: 'repmig', timeoutMs: 3000 });
   secret = await new ClusterDir(cluster.dir).readSecret();
   // 16 slots of ~190 KiB each: a move at 128 KiB/s takes over a second.

@@ -13,7 +13,7 @@ const NS = 'rep';
 let cluster: TestCluster;
 
 beforeAll(async () => {
-  cluster = await startTestCluster({ storage: 3 });
+  cluster = await startTestCluster({ storage: 3, copies: 1 }); // the default namespace: one copy, so that status lists only NS as replicated
   const client = await cluster.client();
   await client.createNamespace(NS, { scheme: 'hash', slotCount: 32, copies: 3 });
 });

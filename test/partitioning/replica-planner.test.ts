@@ -102,8 +102,9 @@ describe('planReplicaMoves', () => {
             let excess = 0;
             for (const [id, count] of copiesPer(before)) if (to.includes(id)) excess += Math.max(0, count - shares.get(id)!);
             // A leaving copy that cannot go where the shares want it (that node holds the partition) may cost one
-            // balancing move more.
-            if ([...shares.values()].every((s) => s <= partitions)) expect(moves.length).toBeLessThanOrEqual(2 * leaving + excess);
+            // balancing move more, and so may each detour through a node at its share (at most one per node) when
+            // every taker already holds what the givers could give — which only few partitions make likely.
+            if ([...shares.values()].every((s) => s <= partitions)) expect(moves.length).toBeLessThanOrEqual(2 * leaving + excess + to.length);
           }
           // Deterministic, whatever the order of the nodes.
           expect(planReplicaMoves(before, [...nodes].reverse())).toEqual(moves);

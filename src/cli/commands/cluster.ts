@@ -18,7 +18,8 @@ export function registerClusterCommands(program: Command): void {
     .option('--detach', 'return once every node is ready, leaving the cluster running')
     .option('--coordinator <url>', 'use an external etcd (etcd://host:port,...) instead of an embedded coordinator')
     .option('--services <file>', 'the module (.ts or .js) whose exported handlers compute nodes host')
-    .action(async (opts: { storage: number; compute: number; dir: string; detach?: boolean; coordinator?: string; services?: string }) => {
+    .option('--copies <n>', 'copies of the default namespace\'s partitions (default: 3 with 3+ storage nodes, else 1)', parseCount('--copies', 1, 7))
+    .action(async (opts: { storage: number; compute: number; dir: string; detach?: boolean; coordinator?: string; services?: string; copies?: number }) => {
       const coordinator = opts.coordinator ? parseCoordinatorUrl(opts.coordinator) : undefined;
       const { startLocalCluster, stopLocalCluster } = await import('../../cluster/local-cluster.js');
       const { clusterStatus, formatStatus } = await import('../../cluster/status.js');
@@ -28,6 +29,7 @@ export function registerClusterCommands(program: Command): void {
         compute: opts.compute,
         coordinator,
         services: opts.services,
+        copies: opts.copies,
       });
       const status = await clusterStatus(opts.dir);
       process.stdout.write(formatStatus(status) + '\n');
