@@ -96,7 +96,7 @@ export class Replicator implements ReplicationHook {
   /** Ships one committed group; resolves once every in-sync follower of each partition in it holds its changes. */
   async ship(changes: ReplicatedChange[]): Promise<void> {
     const { catalog, nodeId } = this.options;
-    const perFollower = new Map<string, { entries: WireChange[]; bytes: number }>();
+    const perFollower = new Map<string, { entries: WireChange[]; sizes: number[]; bytes: number }>();
     const epochs: Record<string, number> = {};
     // Each namespace's table and each partition's followers are looked up once per group, not once per change.
     const tables = new Map<string, { table: RoutingTable; partitions: Map<number, readonly string[]> }>();
@@ -119,12 +119,15 @@ export class Replicator implements ReplicationHook {
       const wire: WireChange = [ns, partition, c.key, c.deleted ? 1 : 0, c.deleted ? null : c.value, c.version];
       for (const f of followers) {
         let list = perFollower.get(f);
-        if (!list) perFollower.set(f, (list = { entries: [], bytes: 0 }));
+        if (!list) perFollower.set(f, (list = { entries: [], sizes: [], bytes: 0 }));
         list.entries.push(wire);
+        list.sizes.push(c.bytes ?? 0);
         list.bytes += c.bytes ?? 0;
       }
     }
-    const sends = [...perFollower].map(([f, { entries, bytes }]) => this.send(f, { epochs, entries }, bytes).then(() => undefined, () => f));
+    const sends = [...perFollower].map(([f, list]) =>
+      Promise.all(chunks(list).map((c) => this.send(f, { epochs, entries: c.entries }, c.bytes))).then(() => undefined, () => f),
+    );
     const failures = (await Promise.all(sends)).filter((f): f is string => f !== undefined);
     if (failures.length === 0) {
       for (const { ns, partition, followers } of partitions) {
@@ -306,6 +309,28 @@ function closeStream(stream: FollowerStream, reason: string, cause?: unknown): v
   const err = cause ?? new UnavailableError(`replication stream closed: ${reason}`);
   for (const b of stream.waiting.splice(0)) b.reject(err);
   void stream.connection.then((c) => c.close(reason), () => undefined);
+}
+
+/**
+ * A follower's changes of one group cut into calls of at most {@link MAX_BATCH_BYTES} (a change larger than that goes
+ * alone): a group of many large values would otherwise exceed the wire's frame limit and cost the follower its place.
+ * The calls go in order on the stream; the group's writes wait for all of them.
+ */
+function chunks(list: { entries: WireChange[]; sizes: number[]; bytes: number }): { entries: WireChange[]; bytes: number }[] {
+  if (list.bytes <= MAX_BATCH_BYTES) return [list];
+  const out: { entries: WireChange[]; bytes: number }[] = [];
+  let cur: { entries: WireChange[]; bytes: number } = { entries: [], bytes: 0 };
+  for (let i = 0; i < list.entries.length; i++) {
+    const size = list.sizes[i]!;
+    if (cur.entries.length > 0 && cur.bytes + size > MAX_BATCH_BYTES) {
+      out.push(cur);
+      cur = { entries: [], bytes: 0 };
+    }
+    cur.entries.push(list.entries[i]!);
+    cur.bytes += size;
+  }
+  out.push(cur);
+  return out;
 }
 
 function notEnough(ns: string, partition: number, inSync: number, needed: number, failed: string[]): NotEnoughReplicasError {

@@ -145,6 +145,20 @@ describe('replicator', () => {
     expect(table.followersOf(1)).toEqual(['f1']);
   });
 
+  it('cuts a group larger than the wire frame limit into calls, so no follower is dropped for it', async () => {
+    const { catalog, followers, replicator } = await setup();
+    const big = 'x'.repeat(1024 * 1024 - 64);
+    // 24 values of 1 MiB in one group: 24 MiB, more than a 16 MiB frame.
+    const group = Array.from({ length: 24 }, (_, i) => ({ ...changes([`big${i}`])[0]!, value: big, bytes: big.length + 16 }));
+    await replicator.ship(group);
+    for (const f of followers.values()) {
+      expect(f.calls.length).toBeGreaterThan(1);
+      expect(f.calls.flatMap((c) => c.keys)).toEqual(group.map((c) => c.key));
+      expect(f.engine.get({ namespace: 'rep', partition: 1, slot: 1 }, 'big23')?.value).toBe(big);
+    }
+    expect((await catalog.refresh('rep'))!.followersOf(1)).toEqual(['f1', 'f2']);
+  });
+
   it('is refused by a follower that does not see it leading', async () => {
     const { catalog, followers } = await setup();
     const f1 = followers.get('f1')!;
