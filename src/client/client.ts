@@ -327,6 +327,7 @@ export class ShardflowClient {
       try {
         // Not long: while the owner is down its partitions may get a new leader (failover), seen on the next route.
         peer = await this.pool.get(owner, Math.min(deadline, Date.now() + OWNER_WAIT_MS));
+        await peer.get(); // connect here, where a failure means nothing was sent
       } catch (err) {
         if (Date.now() >= deadline) throw err;
         await this.catalog.refresh(namespace).catch(() => undefined); // nothing was sent: any request may go again

@@ -24,7 +24,9 @@ export interface ConnectOptions {
 
 /**
  * Connects and authenticates; rejects with {@link AuthenticationError} on a wrong secret or protocol version,
- * {@link ConnectionError} when nothing answers, {@link TimeoutError} when the handshake stalls.
+ * {@link ConnectionError} when nothing answers or the connection is not up and authenticated within
+ * `connectTimeoutMs` (a stalled handshake is a connection that could not be opened: nothing was sent, so callers
+ * may retry any request).
  *
  * @example
  * ```ts
@@ -48,9 +50,15 @@ export function connect(options: ConnectOptions): Promise<Connection> {
       socket.destroy();
       reject(err);
     };
+    const timeoutMs = options.connectTimeoutMs ?? 5000;
     const timer = setTimeout(
-      () => fail(new TimeoutError(`connecting to ${peer} timed out`)),
-      options.connectTimeoutMs ?? 5000,
+      () =>
+        fail(
+          new ConnectionError(`cannot connect to ${peer}: no answer within ${timeoutMs} ms`, {
+            cause: new TimeoutError(`connecting to ${peer} timed out`),
+          }),
+        ),
+      timeoutMs,
     );
     socket.on('error', (err) => fail(new ConnectionError(`cannot connect to ${peer}: ${err.message}`, { cause: err })));
     socket.on('close', () => fail(new ConnectionError(`${peer} closed the connection during the handshake`)));

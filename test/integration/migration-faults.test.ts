@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestCluster, type TestCluster } from '../harness/cluster.js';
 import { WriteChecker } from '../harness/write-checker.js';
-import { startLocalCluster } from '../../src/cluster/local-cluster.js';
+import { addFourthStorageNode, expectBallastIntact, writeBallast } from '../harness/ballast.js';
 import { BIN_PATH } from '../../src/cluster/spawn.js';
 import { ClusterDir } from '../../src/config/cluster-dir.js';
 import { connect, PeerPool, type ShardflowClient } from '../../src/client/index.js';
@@ -28,13 +28,8 @@ beforeAll(async () => {
   secret = await new ClusterDir(cluster.dir).readSecret();
   // 16 slots of ~190 KiB each: big enough that a move at 128 KiB/s takes over a second.
   await client.createNamespace(NS, { scheme: 'hash', slotCount: 16, copies: 1 });
-  const pad = 'x'.repeat(1000);
-  for (let i = 0; i < BALLAST; i += 500) {
-    await client.batch(NS, Array.from({ length: 500 }, (_, j) => ({ op: 'put' as const, key: `b${i + j}`, value: `${i + j}:${pad}` })));
-  }
-  const joined = cluster.nextMemberEvent((e) => e.type === 'join' && e.member.id === 's4');
-  await startLocalCluster({ dir: cluster.dir, storage: 4, compute: 0 });
-  await joined;
+  await writeBallast(client, NS, BALLAST);
+  await addFourthStorageNode(cluster);
   // Balance the cluster's default namespace first, so that every move the tests interrupt is one of NS's.
   const pool = new PeerPool(client.members, secret, 'faults-setup');
   const driver = await openDriver(pool);
@@ -96,15 +91,6 @@ async function noMoveLeft(timeoutMs = 15_000): Promise<void> {
   }
 }
 
-async function ballastIntact(): Promise<void> {
-  let n = 0;
-  for await (const e of client.scan(NS, { start: 'b', end: 'c' })) {
-    expect(String(e.value).startsWith(`${e.key.slice(1)}:`)).toBe(true);
-    n++;
-  }
-  expect(n).toBe(BALLAST);
-}
-
 /** The slots holding keys in a node's LMDB files (read with the node stopped). */
 async function slotsOnDisk(id: string): Promise<number[]> {
   const engine = StorageEngine.open(new ClusterDir(cluster.dir).nodeDataDir(id));
@@ -140,7 +126,7 @@ describe('migration under kill -9', () => {
     await checker.progress(200); // writes to every slot go through again
     await checker.stop();
     expect(await checker.verify()).toEqual([]);
-    await ballastIntact();
+    await expectBallastIntact(client, NS, BALLAST);
   });
 
   it('target killed mid-copy: the move rolls back and the restarted target drops its half copy', async () => {
@@ -168,7 +154,7 @@ describe('migration under kill -9', () => {
     await cluster.restart('s4');
     await checker.stop();
     expect(await checker.verify()).toEqual([]);
-    await ballastIntact();
+    await expectBallastIntact(client, NS, BALLAST);
   });
 
   it('driver killed mid-copy: its lease expires, the source rolls back, the lock frees, a new rebalance completes', async () => {
@@ -195,7 +181,7 @@ describe('migration under kill -9', () => {
     pool.close();
     await checker.stop();
     expect(await checker.verify()).toEqual([]);
-    await ballastIntact();
+    await expectBallastIntact(client, NS, BALLAST);
     expect((await client.catalog.refresh(NS))!.partitionsOf('s4')).toHaveLength(4);
   });
 });

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestCluster, type TestCluster } from '../harness/cluster.js';
 import { fullyReplicated, tableWhen } from '../harness/tables.js';
 import { WriteChecker } from '../harness/write-checker.js';
-import { startLocalCluster } from '../../src/cluster/local-cluster.js';
+import { addFourthStorageNode, expectBallastIntact, writeBallast } from '../harness/ballast.js';
 import { ClusterDir } from '../../src/config/cluster-dir.js';
 import { connect, PeerPool, type ShardflowClient } from '../../src/client/index.js';
 import { MigrationDriver, type JobRecord } from '../../src/migration/index.js';
@@ -30,13 +30,8 @@ beforeAll(async () => {
   // 16 slots of ~190 KiB each: a move at 128 KiB/s takes over a second.
   await client.createNamespace(NS, { scheme: 'hash', slotCount: 16, copies: 3 });
   await tableWhen(client, NS, fullyReplicated);
-  const pad = 'x'.repeat(1000);
-  for (let i = 0; i < BALLAST; i += 500) {
-    await client.batch(NS, Array.from({ length: 500 }, (_, j) => ({ op: 'put' as const, key: `b${i + j}`, value: `${i + j}:${pad}` })));
-  }
-  const joined = cluster.nextMemberEvent((e) => e.type === 'join' && e.member.id === 's4');
-  await startLocalCluster({ dir: cluster.dir, storage: 4, compute: 0 });
-  await joined;
+  await writeBallast(client, NS, BALLAST);
+  await addFourthStorageNode(cluster);
   // Balance the other namespaces first, so that the move the test interrupts is one of NS's.
   await withDriver('repmig-setup', (d) => d.run(d.plan().filter((m) => m.namespace !== NS), { concurrency: 8 }));
 }, 120_000);
@@ -86,15 +81,6 @@ async function noStrayCopies(timeoutMs = 20_000): Promise<void> {
   }
 }
 
-async function ballastIntact(): Promise<void> {
-  let n = 0;
-  for await (const e of client.scan(NS, { start: 'b', end: 'c' })) {
-    expect(String(e.value).startsWith(`${e.key.slice(1)}:`)).toBe(true);
-    n++;
-  }
-  expect(n).toBe(BALLAST);
-}
-
 describe('replicated namespace: leader killed mid-migration', () => {
   it('aborts the move, fails over to an in-sync follower, loses no acknowledged write, and heals', async () => {
     const checker = new WriteChecker(client, NS, Array.from({ length: 400 }, (_, i) => `k${i}`));
@@ -138,7 +124,7 @@ describe('replicated namespace: leader killed mid-migration', () => {
     await client.put(NS, probe, 'after failover');
     expect(await client.get(NS, probe)).toBe('after failover');
     await checker.progress(200);
-    await ballastIntact();
+    await expectBallastIntact(client, NS, BALLAST);
 
     // With the node back, the controller restores every partition's copies; a new rebalance then completes.
     await cluster.restart(job.from);
@@ -156,7 +142,7 @@ describe('replicated namespace: leader killed mid-migration', () => {
     await noStrayCopies();
     await checker.stop();
     expect(await checker.verify()).toEqual([]);
-    await ballastIntact();
+    await expectBallastIntact(client, NS, BALLAST);
   }, 180_000);
 
   it('scale-in 4 -> 3 drains the leaving node of leader and follower copies under writers; below 3 copies is refused', async () => {
@@ -178,6 +164,6 @@ describe('replicated namespace: leader killed mid-migration', () => {
     expect(client.members.ready('storage').map((m) => m.id).sort()).toEqual(['s1', 's2', 's3']);
     await checker.stop();
     expect(await checker.verify()).toEqual([]);
-    await ballastIntact();
+    await expectBallastIntact(client, NS, BALLAST);
   }, 120_000);
 });

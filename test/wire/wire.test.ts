@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { connect as netConnect, type Socket } from 'node:net';
+import { connect as netConnect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, stat, writeFile, chmod } from 'node:fs/promises';
@@ -139,6 +139,26 @@ describe('wire protocol', () => {
     header.writeUInt32BE(0xffffffff);
     socket.write(header);
     await closed;
+  });
+
+  it('gives up on a server that accepts but never says hello with a retryable ConnectionError', async () => {
+    // A process that took the port but does not speak the protocol, or a node too busy to answer.
+    const accepted: Socket[] = [];
+    const silent = createServer((socket) => accepted.push(socket.on('error', () => undefined)));
+    silent.listen(0, '127.0.0.1');
+    await once(silent, 'listening');
+    try {
+      const silentPort = (silent.address() as AddressInfo).port;
+      const started = Date.now();
+      const err = await connect({ host: '127.0.0.1', port: silentPort, secret, connectTimeoutMs: 200 }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(ConnectionError);
+      expect((err as ConnectionError).retryable).toBe(true);
+      expect((err as ConnectionError).cause).toBeInstanceOf(TimeoutError);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(190);
+    } finally {
+      for (const s of accepted) s.destroy();
+      silent.close();
+    }
   });
 
   it('rejects a call on a closed connection with a retryable ConnectionError', async () => {

@@ -1,0 +1,34 @@
+/**
+ * Ballast for migration tests: keys `b0..bN-1` of ~1 KiB each (so a move at a low rate lasts long enough to be hit in
+ * its middle), checked intact afterwards; and the 4th storage node those tests move partitions to.
+ */
+import { expect } from 'vitest';
+import type { ShardflowClient } from '../../src/client/index.js';
+import { startLocalCluster } from '../../src/cluster/local-cluster.js';
+import type { TestCluster } from './cluster.js';
+
+/** Writes `count` ballast keys into `ns`, 500 per batch. */
+export async function writeBallast(client: ShardflowClient, ns: string, count: number): Promise<void> {
+  const pad = 'x'.repeat(1000);
+  for (let i = 0; i < count; i += 500) {
+    const n = Math.min(500, count - i);
+    await client.batch(ns, Array.from({ length: n }, (_, j) => ({ op: 'put' as const, key: `b${i + j}`, value: `${i + j}:${pad}` })));
+  }
+}
+
+/** Every ballast key is there with its own value, and no other `b` key. */
+export async function expectBallastIntact(client: ShardflowClient, ns: string, count: number): Promise<void> {
+  let n = 0;
+  for await (const e of client.scan(ns, { start: 'b', end: 'c' })) {
+    expect(String(e.value).startsWith(`${e.key.slice(1)}:`)).toBe(true);
+    n++;
+  }
+  expect(n).toBe(count);
+}
+
+/** Starts storage node s4 in the cluster's directory and resolves once membership has seen it join. */
+export async function addFourthStorageNode(cluster: TestCluster): Promise<void> {
+  const joined = cluster.nextMemberEvent((e) => e.type === 'join' && e.member.id === 's4');
+  await startLocalCluster({ dir: cluster.dir, storage: 4, compute: 0 });
+  await joined;
+}
