@@ -53,7 +53,7 @@ async function withDriver<T>(dirPath: string, work: (s: Session) => Promise<T>):
         const byNode = new Map<string, Record<string, [number, number, number][]>>();
         // Nodes report the partitions they lead: a follower copy's size is its leader's.
         const sourceOf = (m: PlannedMove) => (m.role === 'follower' ? client.catalog.find(m.namespace)?.ownerOf(m.partition) : m.from) ?? undefined;
-        for (const id of new Set(moves.map(sourceOf).filter((f): f is string => f !== undefined))) {
+        for (const id of new Set(moves.filter((m) => m.role !== 'lead').map(sourceOf).filter((f): f is string => f !== undefined))) {
           // Sizes only inform the plan: a node that cannot say counts as empty (preflight refuses a real run).
           const sizes = await pool
             .get(id, Date.now() + 3000)
@@ -62,6 +62,7 @@ async function withDriver<T>(dirPath: string, work: (s: Session) => Promise<T>):
           byNode.set(id, sizes);
         }
         return moves.map((m) => {
+          if (m.role === 'lead') return { ...m, keys: 0, bytes: 0 }; // the lead passes; no data moves
           const source = sourceOf(m);
           const row = source ? byNode.get(source)?.[m.namespace]?.find((r) => r[0] === m.partition) : undefined;
           return { ...m, keys: row?.[1] ?? 0, bytes: row?.[2] ?? 0 };

@@ -28,7 +28,7 @@ export function formatPlan(moves: SizedMove[], concurrency: number, maxBytesPerS
   if (moves.length === 0) return 'balanced: nothing to move';
   const byRoute = new Map<string, { n: number; keys: number; bytes: number }>();
   for (const m of moves) {
-    const k = `${m.namespace}: ${m.from ?? '(none)'} -> ${m.to}${m.role === 'follower' ? ' (follower copies)' : ''}`;
+    const k = `${m.namespace}: ${m.from ?? '(none)'} -> ${m.to}${m.role === 'follower' ? ' (follower copies)' : m.role === 'lead' ? ' (lead handoffs, no data)' : ''}`;
     const r = byRoute.get(k) ?? { n: 0, keys: 0, bytes: 0 };
     r.n++;
     r.keys += m.keys;

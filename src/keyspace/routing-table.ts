@@ -325,6 +325,33 @@ export class RoutingTable {
   }
 
   /**
+   * Lead handoffs: a new table (next epoch) in which each of `changes` — an in-sync follower of its partition —
+   * leads it, and the old leader follows in its place (no copy moves; the old leader has held the partition's
+   * requests until its followers held every write it committed). Throws if a new leader is not an in-sync follower
+   * or the partition is moving.
+   */
+  withLeadsHandedOff(changes: Map<number, string>): RoutingTable {
+    if (this.scheme !== 'hash') throw new InvalidArgumentError(`${this.name} is a range namespace; it keeps one copy`);
+    const owners = new Map(this.owners);
+    const followers = new Map(this.followers);
+    for (const [p, to] of changes) {
+      const from = this.owners.get(p);
+      if (from === undefined) throw new InvalidArgumentError(`${this.name} has no partition ${p}`);
+      const list = this.followersOf(p);
+      if (!list.includes(to)) throw new InvalidArgumentError(`${this.name}/${p}: ${to} is not an in-sync follower and cannot take the lead`);
+      if (this.migrationOf(p)) throw new InvalidArgumentError(`${this.name}/${p} is moving`);
+      owners.set(p, to);
+      followers.set(p, list.map((f) => (f === to ? from : f)));
+    }
+    return RoutingTable.fromRecord({
+      ...this.record,
+      epoch: this.epoch + 1,
+      slotRuns: encodeRuns(owners, this.record.slotCount!),
+      followerRuns: encodeFollowerRuns(followers, this.record.slotCount!),
+    });
+  }
+
+  /**
    * A copy's cutover: a new table (next epoch) with `to` among the in-sync followers of `partitions` and their move
    * entries cleared (one CAS: the copy joins, or — if the entry is gone — nothing happens). With `replacing`, that
    * follower leaves in the same CAS (a follower copy moved to another node; the old one then drops its data).

@@ -57,6 +57,8 @@ export interface MoveBatch {
   copy?: boolean;
   /** With `copy`: the follower that leaves at the cutover (a follower copy moving from `replace` to `to`). */
   replace?: string;
+  /** A lead handoff, not a move: `to` already follows the partitions and takes their lead (see handOffLeads). */
+  lead?: boolean;
 }
 
 type Caller = { call<T = unknown>(m: string, p: unknown, o?: { timeoutMs?: number }): Promise<T> };

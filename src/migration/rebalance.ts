@@ -4,11 +4,12 @@
  * shared by the moves in flight and halves whenever the storage nodes' p99 rises past a multiple of its baseline
  * (autoscale/RateController), recovering gradually after.
  */
-import { planAssignment, planReplicaMoves, type Move, type ReplicaSet } from '../partitioning/index.js';
+import { planAssignment, planLeaderHandoffs, planReplicaMoves, type Move, type ReplicaSet } from '../partitioning/index.js';
 import { RateController } from '../autoscale/index.js';
 import { InvalidArgumentError } from '../errors/index.js';
 import { createLogger } from '../util/logger.js';
 import { moveBatch, type MoveBatch, type MoveContext, type MoveResult } from './mover.js';
+import { canHandOff, handOffLeads } from './lead-handoff.js';
 import type { JobRecord } from './jobs.js';
 
 export interface PlannedMove extends Move {
@@ -17,9 +18,10 @@ export interface PlannedMove extends Move {
   bytes?: number;
   /**
    * `follower`: a follower copy moves from `from` to `to` (copied from the partition's leader; `from` leaves at the
-   * switch). Otherwise the partition's leader (its only copy, in a namespace of one copy) moves.
+   * switch). `lead`: the lead passes from `from` to `to`, already an in-sync follower — nothing is copied.
+   * Otherwise the partition's leader copy moves.
    */
-  role?: 'leader' | 'follower';
+  role?: 'leader' | 'follower' | 'lead';
 }
 
 export interface RunOptions {
@@ -63,13 +65,26 @@ export function planRebalance(ctx: Pick<MoveContext, 'catalog' | 'members'>, nod
     if (table.copies > 1 && table.scheme === 'hash') {
       // Every copy is placed, not only the leader: a node's disk holds its followers' data too.
       const sets = new Map<number, ReplicaSet>(table.partitions().map((p) => [p, { leader: table.ownerOf(p)!, followers: table.followersOf(p) }]));
-      for (const m of planReplicaMoves(sets, over)) moves.push({ ...m, namespace: name });
+      const copyMoves = planReplicaMoves(sets, over);
+      for (const m of copyMoves) moves.push({ ...m, namespace: name });
+      // Then leaders even out among the copies where they will be: lead handoffs, nothing copied.
+      for (const h of planLeaderHandoffs(afterMoves(sets, copyMoves), over)) moves.push({ ...h, namespace: name, role: 'lead', bytes: 0 });
       continue;
     }
     const plan = planAssignment(table.assignment(), table.partitions(), over);
     for (const m of plan.moves) moves.push({ ...m, namespace: name });
   }
   return moves;
+}
+
+/** Replica sets as they will be once `moves` (in plan order) have run. */
+function afterMoves(sets: ReadonlyMap<number, ReplicaSet>, moves: readonly { partition: number; from: string; to: string }[]): Map<number, ReplicaSet> {
+  const out = new Map<number, ReplicaSet>(sets);
+  for (const m of moves) {
+    const s = out.get(m.partition)!;
+    out.set(m.partition, s.leader === m.from ? { ...s, leader: m.to } : { ...s, followers: s.followers.map((f) => (f === m.from ? m.to : f)) });
+  }
+  return out;
 }
 
 /**
@@ -81,13 +96,19 @@ export function batchMoves(moves: PlannedMove[], maxPartitions = 64, maxBytes = 
   const out: MoveBatch[] = [];
   for (const m of moves) {
     if (m.from === undefined || m.from === null) throw new InvalidArgumentError(`${m.namespace}/${m.partition} has no owner to move it from`);
-    const key = `${m.namespace}\u0000${m.from}\u0000${m.to}\u0000${m.role === 'follower' ? 'f' : 'l'}`;
+    const key = `${m.namespace}\u0000${m.from}\u0000${m.to}\u0000${m.role ?? 'leader'}`;
     let cur = open.get(key);
     const bytes = m.bytes ?? 0;
     if (cur && (cur.batch.partitions.length >= maxPartitions || cur.bytes + bytes > maxBytes)) cur = undefined;
     if (!cur) {
       // A follower batch names the follower that leaves; runMoves copies from each partition's leader of the moment.
-      const batch: MoveBatch = { namespace: m.namespace, from: m.from, to: m.to, partitions: [], ...(m.role === 'follower' ? { copy: true, replace: m.from } : {}) };
+      const batch: MoveBatch = {
+        namespace: m.namespace,
+        from: m.from,
+        to: m.to,
+        partitions: [],
+        ...(m.role === 'follower' ? { copy: true, replace: m.from } : m.role === 'lead' ? { lead: true } : {}),
+      };
       const fresh = { batch, bytes: 0 };
       open.set(key, fresh);
       out.push(fresh.batch);
@@ -121,7 +142,7 @@ export async function runMoves(ctx: MoveContext, moves: PlannedMove[], options: 
           for (const b of await current(ctx, batches[next++]!, (skipped) => (state.done += skipped))) {
             state.active++;
             try {
-              const r = await moveBatch(ctx, b, { bytesPerSec: share, onProgress: options.onProgress });
+              const r = b.lead ? await handOffLeads(ctx, b) : await moveBatch(ctx, b, { bytesPerSec: share, onProgress: options.onProgress });
               results.push(r);
               state.done += r.partitions.length;
               options.onMoved?.(r, state.done, moves.length);
@@ -167,7 +188,9 @@ function rounds(moves: PlannedMove[]): PlannedMove[][] {
 async function current(ctx: MoveContext, planned: MoveBatch, onSkipped: (n: number) => void): Promise<MoveBatch[]> {
   const table = await ctx.catalog.refresh(planned.namespace);
   let out: MoveBatch[];
-  if (planned.replace === undefined) {
+  if (planned.lead) {
+    out = [{ ...planned, partitions: planned.partitions.filter((p) => table !== undefined && canHandOff(table, p, planned.from, planned.to)) }];
+  } else if (planned.replace === undefined) {
     out = [{ ...planned, partitions: planned.partitions.filter((p) => table?.ownerOf(p) === planned.from) }];
   } else {
     const byLeader = new Map<string, number[]>();

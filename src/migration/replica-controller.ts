@@ -10,6 +10,11 @@
  *    repair:    for each partition with fewer in-sync copies than configured, copy it from its leader to the
  *               next rendezvous choice among the ready storage nodes (a migration job of kind copy: snapshot,
  *               change log, brief hold, the target joins the followers)
+ *    leaders:   once a namespace has every copy and nothing moves, if leadership is uneven by more than a tenth of
+ *               a node's share (a restarted node leads nothing: failover gave its partitions away), hand leads
+ *               to in-sync followers below their share — no data moves (Kafka's preferred leader election).
+ *               Taken under the rebalance lock, so it never runs beside a rebalance; at most every
+ *               leaderBalanceEveryMs.
  * ```
  *
  * A partition whose only in-sync copy was on the gone node stays with it (there is nothing safe to promote) and
@@ -24,10 +29,13 @@ import type { Coordinator, Lease, Leadership } from '../coordination/coordinator
 import { campaign } from '../coordination/index.js';
 import type { Catalog, RoutingTable } from '../keyspace/index.js';
 import type { MemberView, PeerPool } from '../client/index.js';
-import { replicaTargets } from '../partitioning/index.js';
+import { planLeaderHandoffs, replicaTargets, type LeadHandoff } from '../partitioning/index.js';
+import { BusyError } from '../errors/index.js';
 import { createLogger, type Logger } from '../util/logger.js';
 import { JobLedger } from './jobs.js';
 import { moveBatch, type MoveContext } from './mover.js';
+import { handOffLeads } from './lead-handoff.js';
+import { MigrationDriver } from './driver.js';
 
 export const REPLICA_ELECTION = 'replicas';
 /** Most partitions one copy job carries (one cutover CAS for all of them). */
@@ -46,6 +54,9 @@ export interface ReplicaControllerOptions {
   intervalMs?: number;
   /** TTL of the leadership lease (default 1000 ms): how soon another controller takes over. */
   leaseTtlMs?: number;
+  /** Even out leaders among in-sync copies when uneven (default true), at most this often (default 5000 ms). */
+  leaderBalance?: boolean;
+  leaderBalanceEveryMs?: number;
   logger?: Logger;
 }
 
@@ -53,7 +64,12 @@ export interface ReplicaControllerOptions {
 export interface ControllerRound {
   failovers: { namespace: string; partitions: number; gone: string[] }[];
   copiesStarted: number;
+  /** Lead handoffs started (they finish in the background). */
+  handoffsStarted: number;
 }
+
+/** Handoffs per job (one hold and one CAS for all of them). */
+const HANDOFF_BATCH = 512;
 
 /**
  * @example
@@ -73,6 +89,8 @@ export class ReplicaController {
   private stopped = false;
   private readonly copying = new Set<string>();
   private copyJobs = 0;
+  private balancing = false;
+  private lastBalance = 0;
   private readonly candidate: string;
 
   private constructor(private readonly options: ReplicaControllerOptions) {
@@ -128,7 +146,7 @@ export class ReplicaController {
 
   /** One look at every replicated namespace: failover first, then repairs. */
   async round(): Promise<ControllerRound> {
-    const out: ControllerRound = { failovers: [], copiesStarted: 0 };
+    const out: ControllerRound = { failovers: [], copiesStarted: 0, handoffsStarted: 0 };
     if (this.running) return out;
     this.running = true;
     try {
@@ -149,6 +167,7 @@ export class ReplicaController {
         }
         out.copiesStarted += this.repair(catalog.find(name)!, ready, memberIds);
       }
+      if (out.copiesStarted === 0 && out.failovers.length === 0) out.handoffsStarted = this.balanceLeaders();
       return out;
     } finally {
       this.running = false;
@@ -196,6 +215,66 @@ export class ReplicaController {
         });
     }
     return started;
+  }
+
+  /**
+   * Starts lead handoffs in the namespaces that need them (in the background, one run at a time). Returns how many
+   * it started.
+   */
+  private balanceLeaders(): number {
+    const every = this.options.leaderBalanceEveryMs ?? 5000;
+    if (this.options.leaderBalance === false || this.balancing || this.copyJobs > 0 || Date.now() - this.lastBalance < every) return 0;
+    const { catalog, members } = this.options;
+    const nodes = members.ready('storage').map((m) => ({ id: m.id, capacity: m.capacity }));
+    if (nodes.length < 2) return 0;
+    const work: { namespace: string; handoffs: LeadHandoff[] }[] = [];
+    for (const name of catalog.names()) {
+      const table = catalog.find(name);
+      if (!table || table.copies <= 1 || table.scheme !== 'hash' || Object.keys(table.record.migrations ?? {}).length > 0) continue;
+      const partitions = table.partitions();
+      // Only once every copy is there: a partition still being re-replicated has no follower to hand to yet.
+      if (partitions.some((p) => 1 + table.followersOf(p).length < Math.min(table.copies, nodes.length))) continue;
+      const sets = new Map(partitions.map((p) => [p, { leader: table.ownerOf(p)!, followers: table.followersOf(p) }]));
+      const handoffs = planLeaderHandoffs(sets, nodes);
+      // A little unevenness is left alone (hysteresis): a tenth of a node's share, at least one partition.
+      if (handoffs.length > Math.max(0, (0.1 * partitions.length) / nodes.length)) work.push({ namespace: name, handoffs });
+    }
+    this.lastBalance = Date.now();
+    if (work.length === 0) return 0;
+    this.balancing = true;
+    void this.handOff(work)
+      .catch((err: unknown) => {
+        if (!(err instanceof BusyError)) this.log.warn('leader balancing failed; will try again', { error: String(err) });
+      })
+      .finally(() => {
+        this.balancing = false;
+        this.lastBalance = Date.now();
+      });
+    return work.reduce((n, w) => n + w.handoffs.length, 0);
+  }
+
+  /** Runs handoffs under the rebalance lock (a rebalance in progress: skipped, tried again later). */
+  private async handOff(work: { namespace: string; handoffs: LeadHandoff[] }[]): Promise<void> {
+    const { coordinator, catalog, members, pool } = this.options;
+    const driver = await MigrationDriver.open({ coordinator, catalog, members, pool }, { name: 'leader-balance' });
+    try {
+      for (const { namespace, handoffs } of work) {
+        const batches = new Map<string, { from: string; to: string; partitions: number[] }[]>();
+        for (const h of handoffs) {
+          const key = `${h.from}>${h.to}`;
+          const list = batches.get(key) ?? [];
+          if (list.length === 0 || list.at(-1)!.partitions.length >= HANDOFF_BATCH) list.push({ from: h.from, to: h.to, partitions: [] });
+          list.at(-1)!.partitions.push(h.partition);
+          batches.set(key, list);
+        }
+        for (const b of [...batches.values()].flat()) {
+          const r = await handOffLeads(driver.context, { namespace, ...b });
+          this.log.info('handed off leads', { namespace, from: b.from, to: b.to, partitions: r.partitions.length, heldMs: r.fenceMs });
+        }
+      }
+    } finally {
+      await driver.close();
+    }
   }
 
   async stop(): Promise<void> {

@@ -14,6 +14,7 @@
 export { hash64, hashTag, keySlot, DEFAULT_SLOT_COUNT, MAX_SLOT_COUNT } from './hash.js';
 export { replicaTargets, minInSync } from './replica-placement.js';
 export { planReplicaMoves, type ReplicaSet, type ReplicaMove } from './replica-planner.js';
+export { planLeaderHandoffs, type LeadHandoff } from './leader-balance.js';
 export {
   RangeMap,
   compareKeys,

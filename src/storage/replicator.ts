@@ -161,6 +161,15 @@ export class Replicator implements ReplicationHook {
   }
 
   /**
+   * Resolves once each of `followers` has answered every call sent to it before this one (an empty call queued
+   * behind them on its stream); rejects if any of them fails meanwhile. A lead handoff waits for this, after
+   * holding the partitions' requests, so the new leader holds every write the old one committed.
+   */
+  barrier(followers: readonly string[]): Promise<void> {
+    return Promise.all(followers.map((f) => this.send(f, { epochs: {}, entries: [] }, 0))).then(() => undefined);
+  }
+
+  /**
    * Sends changes on the follower's stream, in the order of the calls to send: at once if a call is free, else with
    * the next call. Resolves once the follower holds them; a failure closes the stream.
    */

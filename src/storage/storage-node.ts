@@ -20,6 +20,7 @@ import { SnapshotRegistry } from './snapshots.js';
 import { MigrationService } from './migration-service.js';
 import { LatencyWindow } from '../util/latency-window.js';
 import { recoverAtStart } from './startup-recovery.js';
+import { LeadHandoffService } from './lead-handoff-service.js';
 import { Replicator } from './replicator.js';
 import { ReplicaApplier } from './replica-apply.js';
 
@@ -121,6 +122,7 @@ export class StorageNode {
     const kv = new KvService(options.id, engine, catalog, snapshots, traffic, applier);
     await recoverAtStart(options.id, engine, catalog, log);
     const migrations = new MigrationService(options.id, engine, catalog, kv, options.secret, options.coordinator);
+    const handoffs = new LeadHandoffService(options.id, engine, catalog, kv, replicator);
     catalog.onChange((table) => table && migrations.onTable(table));
     // Registered after the migration service's listener: a range that moved here is finished there (no longer
     // "receiving") before the maintainer sees it as its own.
@@ -149,6 +151,7 @@ export class StorageNode {
         }
         if (method.startsWith('repl.')) return applier.handle(method, params);
         if (method.startsWith('mig.')) return migrations.handle(method, params, connection);
+        if (method.startsWith('lead.')) return handoffs.handle(method, params);
         if (method.startsWith('range.')) return maintainer.handle(method, params);
         if (method === 'node.ping') return { id: options.id, role: 'storage' };
         if (method === 'node.stats') return stats();

@@ -81,6 +81,27 @@ describe('replicated storage', () => {
     expect(await checker.verify()).toEqual([]);
   }, 120_000);
 
+  it('hands leadership back to a restarted node (lead handoffs, no data moved) under writers, losing nothing', async () => {
+    await tableWhen(client, NS, fullyReplicated, 60_000);
+    const keys = Array.from({ length: 200 }, (_, i) => `lead${i}`);
+    const checker = new WriteChecker(client, NS, keys, { writers: 8, readers: 2 });
+    checker.start();
+    await checker.progress(200);
+    const victim = 's2';
+    await cluster.kill9(victim);
+    // Failover gives every partition it led away; back, it only follows until the controller hands leads back.
+    await tableWhen(client, NS, (t) => leads(t, victim) === 0, 20_000);
+    await cluster.restart(victim);
+    const share = Math.floor(client.catalog.table(NS).partitions().length / 3);
+    const balanced = await tableWhen(client, NS, (t) => fullyReplicated(t) && leads(t, victim) >= share - 2, 90_000);
+    await checker.progress(200);
+    await checker.stop();
+    for (const node of ['s1', 's2', 's3']) expect(Math.abs(leads(balanced, node) - share)).toBeLessThanOrEqual(3);
+    expect(await checker.verify()).toEqual([]);
+    // Every copy stays where it was: the victim follows what it does not lead, and the keys are there on it too.
+    for (const p of balanced.partitions()) expect(balanced.holds(p, victim)).toBe(true);
+  }, 150_000);
+
   it('refuses writes while fewer than a majority of copies are in sync', async () => {
     await tableWhen(client, NS, fullyReplicated, 60_000);
     const t = client.catalog.table(NS);
@@ -101,6 +122,10 @@ describe('replicated storage', () => {
     expect(await client.get(NS, key)).toBe(2);
   }, 120_000);
 });
+
+function leads(t: RoutingTable, node: string): number {
+  return t.partitions().filter((p) => t.ownerOf(p) === node).length;
+}
 
 async function connectShort(): Promise<ShardflowClient> {
   const { connect } = await import('../../src/client/index.js');
