@@ -168,10 +168,9 @@ export class StorageEngine {
     const durability = options.durability ?? 'process';
     // 'process': commits reach the OS page cache before the answer (kill -9 safe) and are flushed to the device once
     // a second, like Redis's appendfsync everysec; 'device': every commit is flushed before it is answered.
-    // A writable map: LMDB writes pages in place in the mapped file instead of copying each dirty page out at commit
-    // (a third less CPU per put here). Still kill -9 safe — committed pages are in the page cache, and a transaction
-    // killed half-way only touched free pages — at LMDB's price of losing protection from stray native writes.
-    const root = open({ path, maxDbs: 8, noSync: durability === 'process', useWritemap: true });
+    // No writable map (`useWritemap`): it cut a third of the CPU per put here, but lmdb 3.5.6 then failed an assertion
+    // in mdb_freelist_save (mdb.c:4146) and aborted the node when ranges split under deletes.
+    const root = open({ path, maxDbs: 8, noSync: durability === 'process' });
     const data = root.openDB<unknown, StoredKey>({ name: 'data', useVersions: true });
     const engine = new StorageEngine(root, data, durability);
     engine.rebuildCounters();
