@@ -11,6 +11,7 @@ import { createLogger } from '../util/logger.js';
 import { moveBatch, type MoveBatch, type MoveContext, type MoveResult } from './mover.js';
 import { canHandOff, handOffLeads } from './lead-handoff.js';
 import type { JobRecord } from './jobs.js';
+import type { RoutingTable } from '../keyspace/index.js';
 
 export interface PlannedMove extends Move {
   namespace: string;
@@ -64,7 +65,7 @@ export function planRebalance(ctx: Pick<MoveContext, 'catalog' | 'members'>, nod
     const table = ctx.catalog.table(name);
     if (table.copies > 1 && table.scheme === 'hash') {
       // Every copy is placed, not only the leader: a node's disk holds its followers' data too.
-      const sets = new Map<number, ReplicaSet>(table.partitions().map((p) => [p, { leader: table.ownerOf(p)!, followers: table.followersOf(p) }]));
+      const sets = replicaSetsOf(table);
       const copyMoves = planReplicaMoves(sets, over);
       for (const m of copyMoves) moves.push({ ...m, namespace: name });
       // Then leaders even out among the copies where they will be: lead handoffs, nothing copied.
@@ -75,6 +76,11 @@ export function planRebalance(ctx: Pick<MoveContext, 'catalog' | 'members'>, nod
     for (const m of plan.moves) moves.push({ ...m, namespace: name });
   }
   return moves;
+}
+
+/** Every partition's leader and in-sync followers now: what the replica and leader planners take. */
+export function replicaSetsOf(table: RoutingTable): Map<number, ReplicaSet> {
+  return new Map(table.partitions().map((p) => [p, { leader: table.ownerOf(p)!, followers: table.followersOf(p) }]));
 }
 
 /** Replica sets as they will be once `moves` (in plan order) have run. */

@@ -34,7 +34,7 @@ import { BusyError } from '../errors/index.js';
 import { createLogger, type Logger } from '../util/logger.js';
 import { JobLedger } from './jobs.js';
 import { moveBatch, type MoveContext } from './mover.js';
-import { handOffLeads } from './lead-handoff.js';
+import { replicaSetsOf, type PlannedMove } from './rebalance.js';
 import { MigrationDriver } from './driver.js';
 
 export const REPLICA_ELECTION = 'replicas';
@@ -234,8 +234,7 @@ export class ReplicaController {
       const partitions = table.partitions();
       // Only once every copy is there: a partition still being re-replicated has no follower to hand to yet.
       if (partitions.some((p) => 1 + table.followersOf(p).length < Math.min(table.copies, nodes.length))) continue;
-      const sets = new Map(partitions.map((p) => [p, { leader: table.ownerOf(p)!, followers: table.followersOf(p) }]));
-      const handoffs = planLeaderHandoffs(sets, nodes);
+      const handoffs = planLeaderHandoffs(replicaSetsOf(table), nodes);
       // A little unevenness is left alone (hysteresis): a tenth of a node's share, at least one partition.
       if (handoffs.length > Math.max(0, (0.1 * partitions.length) / nodes.length)) work.push({ namespace: name, handoffs });
     }
@@ -258,20 +257,13 @@ export class ReplicaController {
     const { coordinator, catalog, members, pool } = this.options;
     const driver = await MigrationDriver.open({ coordinator, catalog, members, pool }, { name: 'leader-balance' });
     try {
-      for (const { namespace, handoffs } of work) {
-        const batches = new Map<string, { from: string; to: string; partitions: number[] }[]>();
-        for (const h of handoffs) {
-          const key = `${h.from}>${h.to}`;
-          const list = batches.get(key) ?? [];
-          if (list.length === 0 || list.at(-1)!.partitions.length >= HANDOFF_BATCH) list.push({ from: h.from, to: h.to, partitions: [] });
-          list.at(-1)!.partitions.push(h.partition);
-          batches.set(key, list);
-        }
-        for (const b of [...batches.values()].flat()) {
-          const r = await handOffLeads(driver.context, { namespace, ...b });
-          this.log.info('handed off leads', { namespace, from: b.from, to: b.to, partitions: r.partitions.length, heldMs: r.fenceMs });
-        }
-      }
+      const moves = work.flatMap(({ namespace, handoffs }) => handoffs.map((h): PlannedMove => ({ ...h, namespace, role: 'lead', bytes: 0 })));
+      await driver.run(moves, {
+        concurrency: 1,
+        batchPartitions: HANDOFF_BATCH,
+        maxP99Ratio: 0, // nothing is copied: no rate to hold back
+        onMoved: (r) => this.log.info('handed off leads', { namespace: r.namespace, from: r.from, to: r.to, partitions: r.partitions.length, heldMs: r.fenceMs }),
+      });
     } finally {
       await driver.close();
     }
