@@ -15,6 +15,7 @@
  * on a filesystem that reorders writes it could damage the file; use `device` where that matters.
  */
 import { open, type Database, type RootDatabase, type Transaction } from 'lmdb';
+import { unpack } from 'msgpackr';
 import { GroupCommit } from './group-commit.js';
 import type { Change, ChangeLog } from './change-log.js';
 
@@ -43,6 +44,16 @@ export interface Location {
 export interface StoredEntry {
   key: string;
   value: unknown;
+  version: number;
+}
+
+/**
+ * An entry as stored: its value still encoded (msgpack, self-contained — lmdb keeps no shared structures here), so a
+ * migration copies it from node to node without decoding and re-encoding it.
+ */
+export interface RawEntry {
+  key: string;
+  raw: Uint8Array;
   version: number;
 }
 
@@ -80,7 +91,8 @@ export interface ReadSnapshot {
 
 /** One key's change, in stored-key form, as the group commit applies it. */
 type Write =
-  | { type: 'put'; location: Location; key: StoredKey; value: unknown; version: number; ifVersion?: number }
+  | { type: 'put'; location: Location; key: StoredKey; value: unknown; version: number; ifVersion?: number; raw?: false }
+  | { type: 'put'; location: Location; key: StoredKey; value: Uint8Array; version: number; ifVersion?: undefined; raw: true }
   | { type: 'delete'; location: Location; key: StoredKey; ifVersion?: number; version?: number };
 
 /** What is submitted to the group commit; `shipped` is set after the commit if its changes go to followers. */
@@ -92,6 +104,15 @@ export interface PartitionCounters {
 }
 
 type StoredKey = (string | number)[];
+
+/** A scan of one partition: keys with `start <= key < end`, from just past `after`, at most `limit` of them. */
+export interface ScanOptions {
+  start?: string;
+  end?: string | null;
+  after?: string;
+  limit: number;
+  snapshot?: ReadSnapshot;
+}
 
 function storedKey(location: Location, key: string): StoredKey {
   return location.slot === undefined ? [location.namespace, key] : [location.namespace, location.slot, key];
@@ -128,6 +149,8 @@ export class StorageEngine {
   private constructor(
     private readonly root: RootDatabase,
     private readonly data: Database<unknown, StoredKey>,
+    /** The same database, values as their stored bytes (see {@link RawEntry}). */
+    private readonly rawData: Database<Uint8Array, StoredKey>,
     durability: Durability,
   ) {
     const transact = durability === 'process' ? (run: () => void) => this.data.transactionSync(run) : (run: () => void) => this.data.transaction(run);
@@ -172,7 +195,8 @@ export class StorageEngine {
     // in mdb_freelist_save (mdb.c:4146) and aborted the node when ranges split under deletes.
     const root = open({ path, maxDbs: 8, noSync: durability === 'process' });
     const data = root.openDB<unknown, StoredKey>({ name: 'data', useVersions: true });
-    const engine = new StorageEngine(root, data, durability);
+    const rawData = root.openDB<Uint8Array, StoredKey>({ name: 'data', useVersions: true, encoding: 'binary' });
+    const engine = new StorageEngine(root, data, rawData, durability);
     engine.rebuildCounters();
     if (durability === 'process') {
       engine.flusher = setInterval(() => (root as unknown as Syncable).sync(() => undefined), FLUSH_INTERVAL_MS);
@@ -255,8 +279,14 @@ export class StorageEngine {
       if (current !== write.ifVersion) return false;
     }
     if (write.type === 'put') {
-      void this.data.put(write.key, write.value, write.version); // inside the transaction: applied at once
-      const after = this.data.getBinaryFast(write.key)?.length ?? 0;
+      let after: number;
+      if (write.raw) {
+        void this.rawData.put(write.key, write.value, write.version); // inside the transaction: applied at once
+        after = write.value.length;
+      } else {
+        void this.data.put(write.key, write.value, write.version);
+        after = this.data.getBinaryFast(write.key)?.length ?? 0;
+      }
       this.count(write.location, before, after);
       this.captured(write, { deleted: false, value: write.value, version: write.version }, after);
       return true;
@@ -269,6 +299,11 @@ export class StorageEngine {
   }
 
   private captured(write: Write, change: { deleted: boolean; value?: unknown; version: number }, bytes = 0): void {
+    // Logs and followers take values, not stored bytes: a raw write (a migration's copy, rarely both) is decoded.
+    if (write.type === 'put' && write.raw && (this.groupReplicated || this.captures.size > 0)) {
+      if (!this.wanted(write.location)) return;
+      change = { ...change, value: unpack(write.value) };
+    }
     const replicated = this.groupReplicated;
     if (replicated && this.replication!.wants(write.location)) {
       replicated.push({ location: write.location, key: write.key[write.key.length - 1] as string, ...change, bytes });
@@ -279,6 +314,11 @@ export class StorageEngine {
     if (!logs) return;
     const key = write.key[write.key.length - 1] as string;
     for (const log of logs) this.groupChanges.push({ log, change: { key, ...change } });
+  }
+
+  /** Whether a write to `location` goes to a change log or to followers. */
+  private wanted(location: Location): boolean {
+    return (this.groupReplicated !== undefined && this.replication!.wants(location)) || this.captures.has(counterKey(location));
   }
 
   /**
@@ -320,6 +360,16 @@ export class StorageEngine {
     });
   }
 
+  /** Writes copied entries still in their stored form ({@link RawEntry}), keeping their versions: a migration's copy. */
+  async importRaw(location: Location, entries: RawEntry[]): Promise<void> {
+    if (entries.length === 0) return;
+    for (const e of entries) this.lastVersion = Math.max(this.lastVersion, e.version);
+    await this.group.submit({
+      type: 'all',
+      writes: entries.map((e): Write => ({ type: 'put', location, key: storedKey(location, e.key), value: e.raw, version: e.version, raw: true })),
+    });
+  }
+
   /**
    * A follower's apply: the leader's changes, across partitions, in one transaction and in the order given, keeping
    * their versions (deletes too, so a follower that later leads hands on the same change). Submitted at once, so
@@ -358,6 +408,9 @@ export class StorageEngine {
 
   /** Deletes every key of a partition (within `bounds` for a range), a chunk per transaction. Returns how many. */
   async dropPartition(location: Location, bounds: { start?: string; end?: string | null } = {}): Promise<number> {
+    // A hash partition's counter is exact (kept by every write): an empty one needs no look (a scale-out's target
+    // starts each of its many imports with this).
+    if (location.slot !== undefined && this.countersFor(location).keys === 0) return 0;
     let dropped = 0;
     for (;;) {
       const keys = this.keys(location, bounds, 1000);
@@ -374,28 +427,41 @@ export class StorageEngine {
    * Entries of one partition (or one range namespace) with `start <= key < end`, in key order.
    * `after` resumes a previous page (exclusive).
    */
-  scan(
-    location: Location,
-    options: { start?: string; end?: string | null; after?: string; limit: number; snapshot?: ReadSnapshot },
-  ): StoredEntry[] {
+  scan(location: Location, options: ScanOptions): StoredEntry[] {
+    const out: StoredEntry[] = [];
+    for (const { key, value, version } of this.range(this.data, location, options)) {
+      out.push({ key, value, version });
+      if (out.length >= options.limit) break;
+    }
+    return out;
+  }
+
+  /** As {@link scan}, values in their stored form; and at most about `maxBytes` of them (at least one entry). */
+  scanRaw(location: Location, options: ScanOptions & { maxBytes?: number }): RawEntry[] {
+    const out: RawEntry[] = [];
+    let bytes = 0;
+    for (const { key, value, version } of this.range(this.rawData, location, options)) {
+      out.push({ key, raw: value, version });
+      bytes += value.length;
+      if (out.length >= options.limit || (options.maxBytes !== undefined && bytes >= options.maxBytes)) break;
+    }
+    return out;
+  }
+
+  private *range<V>(db: Database<V, StoredKey>, location: Location, options: ScanOptions): Generator<{ key: string; value: V; version: number }> {
     const prefix: StoredKey = location.slot === undefined ? [location.namespace] : [location.namespace, location.slot];
     const from = options.after !== undefined ? options.after : (options.start ?? '');
-    const startKey = [...prefix, from];
-    const endKey = endOf(location, options.end);
-    const out: StoredEntry[] = [];
-    const range = this.data.getRange({
-      start: startKey,
-      end: endKey,
+    const range = db.getRange({
+      start: [...prefix, from],
+      end: endOf(location, options.end),
       versions: true,
       ...(options.snapshot ? { transaction: options.snapshot.transaction } : {}),
     });
     for (const { key, value, version } of range) {
       const userKey = key[key.length - 1] as string;
       if (options.after !== undefined && userKey === options.after) continue;
-      out.push({ key: userKey, value, version: version ?? 0 });
-      if (out.length >= options.limit) break;
+      yield { key: userKey, value, version: version ?? 0 };
     }
-    return out;
   }
 
   /**

@@ -2,7 +2,8 @@
  * A storage node's part in moving a partition (see docs/ARCHITECTURE.md, "The path of a migration"):
  *
  *   source  mig.export.begin  { job, ns, partition }          snapshot + change capture, together -> { keys, bytes }
- *           mig.export.page   { job, partition, after?, limit? } entries from the snapshot, in key order
+ *           mig.export.page   { job, partition, after?, limit?, entries from the snapshot, in key order (with `raw`: values
+ *                               raw? }                        as stored, copied without decoding — see RawEntry)
  *           mig.export.changes{ job, partition, afterSeq }    committed changes since, in order
  *           mig.export.fence  { job, partition }              hold the partition's requests -> { lastSeq }
  *           mig.export.end    { job, partition }              stop capturing, release held requests
@@ -29,7 +30,7 @@ import { TokenBucket } from '../autoscale/index.js';
 import { createLogger } from '../util/logger.js';
 import { DeferredDrops } from './deferred-drops.js';
 import { MemoryChangeLog, type Change } from './change-log.js';
-import type { Location, ReadSnapshot, StorageEngine, StoredEntry } from './engine.js';
+import type { Location, RawEntry, ReadSnapshot, StorageEngine, StoredEntry } from './engine.js';
 import type { KvService } from './kv-service.js';
 
 const PAGE = 1000;
@@ -154,8 +155,18 @@ export class MigrationService {
         const e = this.exportOf(task);
         const after = typeof p.after === 'string' ? p.after : undefined;
         const limit = typeof p.limit === 'number' && Number.isInteger(p.limit) && p.limit >= 1 && p.limit <= PAGE ? p.limit : PAGE;
-        const entries = this.engine.scan(e.location, { ...e.bounds, after, limit, snapshot: e.snapshot });
-        const done = entries.length < limit;
+        const options = { ...e.bounds, after, limit, snapshot: e.snapshot };
+        let entries: (RawEntry | StoredEntry)[];
+        let done: boolean;
+        if (p.raw === true) {
+          const raw = this.engine.scanRaw(e.location, { ...options, maxBytes: PAGE_BYTES });
+          // A raw page also stops at PAGE_BYTES: then it is not known to be the last.
+          done = raw.length < limit && raw.reduce((n, r) => n + r.raw.length, 0) < PAGE_BYTES;
+          entries = raw;
+        } else {
+          entries = this.engine.scan(e.location, options);
+          done = entries.length < limit;
+        }
         // The copy is taken: let the snapshot go now (the change log goes on), so LMDB can reuse pages again.
         if (done) e.snapshot.release();
         return { entries, done };
@@ -391,8 +402,8 @@ export class MigrationService {
     let copied = 0;
     for (;;) {
       const limit = pageKeys(i);
-      const page = await peer.call<{ entries: StoredEntry[]; done: boolean }>('mig.export.page', { job, partition, after, limit });
-      await this.engine.importEntries(location, page.entries);
+      const page = await peer.call<{ entries: (RawEntry | StoredEntry)[]; done: boolean }>('mig.export.page', { job, partition, after, limit, raw: true });
+      await importPage(this.engine, location, page.entries);
       copied += page.entries.length;
       i.copiedKeys = copied;
       await throttle(i, page.entries.length);
@@ -441,6 +452,18 @@ export class MigrationService {
     this.imports.delete(task);
     if (i) this.releasePeer(i.peer);
   }
+}
+
+/** Writes a copied page: stored bytes as they are (a source that sends decoded values is older; those are encoded here). */
+async function importPage(engine: StorageEngine, location: Location, entries: (RawEntry | StoredEntry)[]): Promise<void> {
+  if (entries.length === 0) return;
+  if ('raw' in entries[0]!) {
+    for (const e of entries) {
+      if (!('raw' in e) || !(e.raw instanceof Uint8Array)) throw new InvalidArgumentError('a raw page holds an entry without its stored bytes');
+    }
+    return engine.importRaw(location, entries as RawEntry[]);
+  }
+  return engine.importEntries(location, entries as StoredEntry[]);
 }
 
 /** Sets an import's copy rate; undefined or not a positive number: unlimited. */

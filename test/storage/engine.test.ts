@@ -7,6 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StorageEngine, type Durability, type Location } from '../../src/storage/engine.js';
+import { MemoryChangeLog } from '../../src/storage/change-log.js';
 
 let dir: string;
 beforeEach(async () => {
@@ -66,6 +67,32 @@ describe.each<Durability>(['process', 'device'])('storage engine (%s durability)
     expect(e.countersFor(slot7)).toEqual({ keys: 1, bytes });
     expect(e.scan(slot7, { limit: 10 }).map((x) => x.key)).toEqual(['x']);
     await e.close();
+  });
+
+  it('copies entries as stored bytes: values, versions and counters as the source has them', async () => {
+    const source = StorageEngine.open(join(dir, 'a'), { durability });
+    const target = StorageEngine.open(join(dir, 'b'), { durability });
+    const values: unknown[] = [{ name: 'Ada', langs: ['en', 'fr'], n: 1.5 }, 'text', 42, Buffer.from([1, 2, 3]), [null, true, { x: {} }]];
+    for (const [i, v] of values.entries()) await source.put(slot7, `k${i}`, v);
+    const raw = source.scanRaw(slot7, { limit: 100 });
+    expect(raw.map((r) => r.key)).toEqual(values.map((_, i) => `k${i}`));
+    await target.importRaw(slot7, raw);
+    for (const [i, v] of values.entries()) {
+      expect(target.get(slot7, `k${i}`)).toEqual({ key: `k${i}`, value: v, version: source.get(slot7, `k${i}`)!.version });
+    }
+    expect(target.countersFor(slot7)).toEqual(source.countersFor(slot7));
+    // A later write on the target gets a larger version than any copied.
+    expect((await target.put(slot7, 'k0', 'new')).version).toBeGreaterThan(Math.max(...raw.map((r) => r.version)));
+    // Pages by size: at least one entry, then stop once maxBytes is reached.
+    expect(source.scanRaw(slot7, { limit: 100, maxBytes: 1 })).toHaveLength(1);
+    // A copied entry written to a partition being captured reaches the change log as a value, not as bytes.
+    const log = new MemoryChangeLog();
+    const capture = await target.beginCapture(slot7, log);
+    await target.importRaw(slot7, raw.slice(0, 1));
+    expect(log.read(0, 10).map((c) => c.value)).toEqual([values[0]]);
+    capture.stop();
+    await source.close();
+    await target.close();
   });
 
   it('fails a write lmdb cannot encode alone, not the others of its group', async () => {

@@ -22,6 +22,8 @@ export interface RebalanceOptions {
   baseline: number;
   /** shardflow: moves run at once (the `shardflow scale` default is 4). */
   moveConcurrency: number;
+  /** shardflow: back off when the storage nodes' p99 passes this multiple of its baseline (0: never; `scale`'s default 3). */
+  maxP99Ratio: number;
   /** redis-cli --cluster-pipeline: keys per MIGRATE (redis-cli's default is 10). */
   redisPipeline: number;
   systems: SystemName[];
@@ -44,6 +46,8 @@ reads and writes, adds a 4th node and rebalances onto it, then checks every ackn
   --warmup S             unmeasured seconds of foreground load before the baseline (default 2)
   --baseline S           seconds of foreground load measured before the scale-out (default 10)
   --move-concurrency N   shardflow: moves run at once (default 4, as \`shardflow scale\`)
+  --max-p99-ratio F      shardflow: halve the copy rate when the nodes' p99 passes F × its baseline (default 3, as
+                         \`shardflow scale\`; 0 = never back off)
   --redis-pipeline N     redis-cli --cluster-pipeline, keys per MIGRATE (default 10, redis-cli's default)
   --systems LIST         shardflow,redis (default both)
   --docs FILE            markdown file whose bench:rebalance section is replaced (default docs/benchmarks.md)
@@ -105,6 +109,7 @@ export function parseOptions(argv: string[]): RebalanceOptions | 'help' {
       'write-ratio': { type: 'string' },
       baseline: { type: 'string' },
       'move-concurrency': { type: 'string' },
+      'max-p99-ratio': { type: 'string' },
       'redis-pipeline': { type: 'string' },
       systems: { type: 'string' },
     },
@@ -128,6 +133,7 @@ export function parseOptions(argv: string[]): RebalanceOptions | 'help' {
     warmup: number('warmup', values.warmup, 2, { min: 0 }),
     baseline: number('baseline', values.baseline, 10, { min: 1 }),
     moveConcurrency: number('move-concurrency', values['move-concurrency'], 4, { integer: true, min: 1, max: 64 }),
+    maxP99Ratio: number('max-p99-ratio', values['max-p99-ratio'], 3, { min: 0 }),
     redisPipeline: number('redis-pipeline', values['redis-pipeline'], 10, { integer: true, min: 1 }),
     systems: [...new Set(systems)] as SystemName[],
     docs: docsPath(values),

@@ -107,7 +107,7 @@ export async function runShardflow(
     let failure: string | undefined;
     try {
       report = await withProfiledChildren(options.cpuProfDir, () =>
-        scaleLocalStorage(cluster.dir, 4, { concurrency: options.moveConcurrency, write: (line) => lines.push(line) }),
+        scaleLocalStorage(cluster.dir, 4, { concurrency: options.moveConcurrency, maxP99Ratio: options.maxP99Ratio, write: (line) => lines.push(line) }),
       );
     } catch (err) {
       // Recorded, not thrown: what the failed scale-out did to the data is checked all the same.
