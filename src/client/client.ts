@@ -10,6 +10,7 @@ import {
   InvalidArgumentError,
   MovedError,
   NotEnoughReplicasError,
+  NotLeaderError,
   UnavailableError,
   UnknownNamespaceError,
 } from '../errors/index.js';
@@ -354,7 +355,8 @@ export class ShardflowClient {
   /** A MOVED always goes again; a lost connection or a down node only for idempotent requests, before the deadline. */
   private shouldRetry(err: unknown, deadline: number, idempotent: boolean): boolean {
     if (Date.now() >= deadline) return false;
-    if (err instanceof MovedError) return true;
+    // Neither was acted on: any request may go again.
+    if (err instanceof MovedError || err instanceof NotLeaderError) return true;
     if (!idempotent) return false;
     return err instanceof ConnectionError || err instanceof UnavailableError || err instanceof NotEnoughReplicasError;
   }
@@ -365,6 +367,8 @@ export class ShardflowClient {
       const t = await this.catalog.refresh(namespace);
       if (t && t.epoch >= epoch) return;
     }
+    // A leader whose lease lapsed may have been replaced: look the leader up again (and give the change a moment).
+    if (err instanceof NotLeaderError) await this.catalog.refresh(namespace).catch(() => undefined);
     // A node restarting or a table change in flight: back off briefly, then look again.
     await new Promise((r) => setTimeout(r, 50));
   }

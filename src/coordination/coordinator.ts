@@ -53,6 +53,13 @@ export interface Watch {
 export interface Lease {
   readonly id: string;
   readonly ttlMs: number;
+  /**
+   * Until when the coordinator surely still holds the lease, on this process's monotonic clock (`performance.now()`
+   * ms): the sending of the newest acknowledged keep-alive (or of the grant) plus the TTL — the coordinator started
+   * its clock no earlier. 0 once the lease is lost or revoked. A leader that acts only before this time cannot overlap
+   * a successor chosen after the lease expired (read leases).
+   */
+  readonly heldUntil: number;
   /** Deletes the lease and every key attached to it, now. */
   revoke(): Promise<void>;
   /** Registers a listener for the lease's expiry (not called after `revoke()`). */

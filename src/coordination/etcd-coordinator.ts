@@ -183,8 +183,9 @@ export class EtcdCoordinator implements Coordinator {
   async grantLease(ttlMs: number): Promise<Lease> {
     const seconds = Math.max(1, Math.ceil(checkTtl(ttlMs) / 1000));
     this.checkOpen();
+    const sentAt = performance.now();
     const inner = this.client.lease(seconds, { autoKeepAlive: true });
-    const handle = new EtcdLeaseHandle(inner, seconds * 1000, () => this.leases.delete(handle));
+    const handle = new EtcdLeaseHandle(inner, seconds * 1000, sentAt, () => this.leases.delete(handle));
     try {
       handle.id = await this.run('lease grant', () => inner.grant());
     } catch (err) {
@@ -249,7 +250,7 @@ export class EtcdCoordinator implements Coordinator {
 
 /**
  * An etcd lease behind the {@link Lease} interface. `etcd3` reports a loss only after 2 × TTL without contact;
- * this handle also counts one TTL from the last acknowledged keep-alive, so a leader stops in time.
+ * this handle also counts one TTL from the sending of the last acknowledged keep-alive, so a leader stops in time.
  */
 class EtcdLeaseHandle implements Lease {
   id = '';
@@ -257,18 +258,34 @@ class EtcdLeaseHandle implements Lease {
   private lostReason: Error | undefined;
   private readonly listeners: ((reason: Error) => void)[] = [];
   private deadline: NodeJS.Timeout;
+  /** When the newest acknowledged keep-alive (or the grant) was sent. */
+  private lastAckSent: number;
+  /** When each keep-alive of the current stream still unanswered was sent, oldest first. */
+  private fired: number[] = [];
 
   constructor(
     private readonly inner: EtcdLease,
     readonly ttlMs: number,
+    grantSentAt: number,
     private readonly onEnd: () => void,
   ) {
+    this.lastAckSent = grantSentAt;
     inner.on('lost', (err) => this.lose(toCoordinatorError('lease keep-alive', err)));
+    // etcd3 writes keep-alives on one stream, every TTL/3 whether or not the last was answered; etcd answers them
+    // in order, so each answer is for the oldest one unanswered. A new stream starts afresh.
+    inner.on('keepaliveEstablished', () => (this.fired = []));
+    inner.on('keepaliveFired', () => this.fired.push(performance.now()));
     inner.on('keepaliveSucceeded', () => {
+      const sent = this.fired.shift();
+      if (sent !== undefined) this.lastAckSent = Math.max(this.lastAckSent, sent);
       clearTimeout(this.deadline);
       this.deadline = this.arm();
     });
     this.deadline = this.arm();
+  }
+
+  get heldUntil(): number {
+    return this.state === 'alive' ? this.lastAckSent + this.ttlMs : 0;
   }
 
   async revoke(): Promise<void> {
@@ -299,7 +316,7 @@ class EtcdLeaseHandle implements Lease {
   private arm(): NodeJS.Timeout {
     const timer = setTimeout(
       () => this.lose(new CoordinatorError(`lease ${this.id} expired: no keep-alive reached etcd for ${this.ttlMs} ms`)),
-      this.ttlMs,
+      Math.max(0, this.lastAckSent + this.ttlMs - performance.now()),
     );
     timer.unref();
     return timer;

@@ -28,6 +28,8 @@ export class RemoteLease implements Lease {
   private inFlight = false;
   /** When the newest acknowledged keep-alive (or the grant) was sent. */
   private lastAckSentAt: number;
+  /** The same moment on the monotonic clock (see {@link Lease.heldUntil}). */
+  private lastAckSentMono: number;
 
   constructor(
     private readonly transport: LeaseTransport,
@@ -37,9 +39,14 @@ export class RemoteLease implements Lease {
     private readonly onEnd: () => void,
   ) {
     this.lastAckSentAt = grantSentAt;
+    this.lastAckSentMono = performance.now() - Math.max(0, Date.now() - grantSentAt);
     this.ticker = setInterval(() => this.keepAlive(), Math.max(10, Math.floor(ttlMs / 3)));
     this.ticker.unref();
     this.deadline = this.armDeadline();
+  }
+
+  get heldUntil(): number {
+    return this.state === 'alive' ? this.lastAckSentMono + this.ttlMs : 0;
   }
 
   async revoke(): Promise<void> {
@@ -66,6 +73,7 @@ export class RemoteLease implements Lease {
     if (this.state !== 'alive' || this.inFlight) return;
     this.inFlight = true;
     const sentAt = Date.now();
+    const sentMono = performance.now();
     this.transport
       .call<{ found: boolean }>('coord.lease.keepalive', { id: this.id }, Math.max(100, Math.floor(this.ttlMs / 3)))
       .then(
@@ -73,6 +81,7 @@ export class RemoteLease implements Lease {
           if (this.state !== 'alive') return;
           if (!found) return this.lose(new CoordinatorError(`lease ${this.id} expired (the coordinator no longer has it)`));
           this.lastAckSentAt = Math.max(this.lastAckSentAt, sentAt);
+          this.lastAckSentMono = Math.max(this.lastAckSentMono, sentMono);
           clearTimeout(this.deadline);
           this.deadline = this.armDeadline();
         },

@@ -70,6 +70,12 @@ export class ClosedError extends make('CLOSED', 'ClosedError', false) {}
  * many are in sync and how many are needed).
  */
 export class NotEnoughReplicasError extends make('NOT_ENOUGH_REPLICAS', 'NotEnoughReplicasError', true) {}
+/**
+ * A node that may no longer lead a replicated partition refused a request without doing anything: its membership
+ * lease lapsed (it lost touch with the coordinator), so a successor may have been chosen. Retry: the client looks the
+ * leader up again (`details`: namespace, partition, node).
+ */
+export class NotLeaderError extends make('NOT_LEADER', 'NotLeaderError', true) {}
 /** A bug or an unexpected failure on the remote side; its message is kept. */
 export class InternalError extends make('INTERNAL', 'InternalError', false) {}
 
@@ -89,6 +95,7 @@ export const errorClassesByCode: ReadonlyMap<string, new (message: string, optio
       MovedError,
       StaleEpochError,
       NotEnoughReplicasError,
+      NotLeaderError,
       VersionConflictError,
       CoordinatorError,
       UnavailableError,

@@ -18,6 +18,7 @@ import {
   InvalidArgumentError,
   MovedError,
   NotEnoughReplicasError,
+  NotLeaderError,
   UnavailableError,
   UnknownMethodError,
   UnknownNamespaceError,
@@ -42,6 +43,8 @@ class Held {
 
 export class KvService {
   private readonly fences = new Map<string, { released: Promise<void>; release(): void }>();
+  /** Whether this node may lead its replicated partitions now (see LeaderStanding); unset: always. */
+  private standing: { mayLead(): boolean; why(): string } | undefined;
 
   constructor(
     private readonly nodeId: string,
@@ -53,6 +56,11 @@ export class KvService {
     /** This node's follower side: how recently each leader was heard (for reads from a follower). */
     private readonly replicas?: { heardWithin(leader: string, boundMs: number): boolean },
   ) {}
+
+  /** Sets what says whether this node may lead its replicated partitions (once it has a membership lease). */
+  setStanding(standing: { mayLead(): boolean; why(): string }): void {
+    this.standing = standing;
+  }
 
   /**
    * Answers one request; the RPC server passes every `kv.*` method here. With the namespace's table cached (the
@@ -257,6 +265,12 @@ export class KvService {
     if (owner !== this.nodeId) {
       throw new MovedError(`${table.name} partition ${partition} is owned by ${owner ?? 'nobody'}`, {
         details: { namespace: table.name, partition, epoch: table.epoch, owner: owner ?? null },
+      });
+    }
+    // A replicated partition may have a new leader once this node's lease lapsed: serve nothing stale meanwhile.
+    if (table.copies > 1 && this.standing && !this.standing.mayLead()) {
+      throw new NotLeaderError(`${this.nodeId} may no longer lead ${table.name}/${partition}: ${this.standing.why()}`, {
+        details: { namespace: table.name, partition, node: this.nodeId },
       });
     }
   }

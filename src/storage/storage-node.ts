@@ -23,6 +23,7 @@ import { recoverAtStart } from './startup-recovery.js';
 import { LeadHandoffService } from './lead-handoff-service.js';
 import { Replicator } from './replicator.js';
 import { ReplicaApplier } from './replica-apply.js';
+import { LeaderStanding } from './leader-standing.js';
 
 export interface StorageNodeOptions {
   id: string;
@@ -92,6 +93,7 @@ export class StorageNode {
     private readonly migrations: MigrationService,
     private readonly replicator: Replicator,
     private readonly members: MembershipWatch,
+    private readonly standing: LeaderStanding,
   ) {}
 
   /**
@@ -166,7 +168,9 @@ export class StorageNode {
       { id: options.id, role: 'storage', address, capacity: options.capacity ?? 1, pid: process.pid },
       { ttlMs: options.leaseTtlMs ?? 1000 },
     );
-    const node = new StorageNode(options.id, address, engine, catalog, server, registration, maintainer, snapshots, log, migrations, replicator, members);
+    const standing = new LeaderStanding(registration, catalog, log);
+    kv.setStanding(standing);
+    const node = new StorageNode(options.id, address, engine, catalog, server, registration, maintainer, snapshots, log, migrations, replicator, members, standing);
     stats = () => ({ ...node.stats(), latency: latency.snapshot(), following: applier.lagByLeader() });
     sizes = () => node.partitionSizes();
     maintainer.start();
@@ -228,6 +232,7 @@ export class StorageNode {
   async stop(): Promise<void> {
     this.maintainer.stop();
     this.migrations.close();
+    this.standing.close();
     await this.registration.leave().catch((err: unknown) => this.log.warn('leave failed', { error: String(err) }));
     await this.server.close();
     this.replicator.close();

@@ -176,17 +176,24 @@ export function coordinatorConformance(
       expect(await c.get(`${p}free`)).toBeDefined();
       await expect(c.put(`${p}again`, 'z', { lease })).rejects.toBeInstanceOf(InvalidArgumentError);
       expect(lost.items).toEqual([]); // onLost is not for revoke().
+      expect(lease.heldUntil).toBe(0);
       await watch.close();
     });
 
     it('keeps a lease alive past its TTL while its holder runs', async () => {
       const lease = await c.grantLease(TTL);
+      // Held for a while yet, and never further than a TTL from now (the coordinator's clock started no earlier).
+      expect(lease.heldUntil).toBeGreaterThan(performance.now());
+      expect(lease.heldUntil).toBeLessThanOrEqual(performance.now() + lease.ttlMs);
       await c.put(`${p}kept`, 'x', { lease });
       const events = new Collector();
       const watch = await c.watch(p, events.push);
       // Nothing may happen here, so this one test has to wait: 2.5 TTLs with keep-alives every TTL/3.
       await expect(events.waitFor(() => true, 2.5 * TTL)).rejects.toThrow(/timed out/);
       expect((await c.get(`${p}kept`))?.leaseId).toBe(lease.id);
+      // Keep-alives moved it on: still held past the first TTL, and never further than a TTL from now.
+      expect(lease.heldUntil).toBeGreaterThan(performance.now());
+      expect(lease.heldUntil).toBeLessThanOrEqual(performance.now() + lease.ttlMs);
       await watch.close();
       await lease.revoke();
     });
@@ -219,6 +226,7 @@ export function coordinatorConformance(
       const late = await within(new Promise<Error>((r) => lease.onLost(r)), 1000, 'a late onLost listener');
       expect(late).toBe(reason);
       expect(lost.items).toHaveLength(1);
+      expect(lease.heldUntil).toBe(0);
     });
 
     it('elects one leader; the next takes over when it resigns', async () => {

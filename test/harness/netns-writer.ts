@@ -7,7 +7,8 @@
  *     "ns":"np","epoch":3,"keys":["a","b"],"concurrency":4,"callTimeoutMs":8000}'
  *
  * `concurrency` workers (default 4) split the keys; a call not answered within `callTimeoutMs` (default 8000) is
- * reported as a failure with code TIMEOUT (its outcome unknown).
+ * reported as a failure with code TIMEOUT (its outcome unknown). With `"mode":"read"` it reads the keys instead
+ * (`kv.get`, from the leader), printing `{"type":"read","key":…,"value":…|null,"sent":ms,"t":ms}` for each answer.
  *
  * Prints one JSON line per outcome on stdout:
  *
@@ -29,6 +30,7 @@ interface Args {
   keys: string[];
   concurrency?: number;
   callTimeoutMs?: number;
+  mode?: 'write' | 'read';
 }
 
 const args = JSON.parse(process.argv[2] ?? '{}') as Args;
@@ -63,6 +65,12 @@ async function worker(w: number, workers: number): Promise<void> {
     const sent = Date.now();
     try {
       const c = await connection();
+      if (args.mode === 'read') {
+        const r = (await c.call('kv.get', { ns: args.ns, key, epoch: args.epoch }, { timeoutMs: args.callTimeoutMs ?? 8000 })) as { value: unknown } | null;
+        out({ type: 'read', key, value: r?.value ?? null, sent, t: Date.now() });
+        await new Promise((r) => setTimeout(r, 20)); // reads need no hurry: a steady trickle through the cut
+        continue;
+      }
       const r = (await c.call('kv.put', { ns: args.ns, key, value, epoch: args.epoch }, { timeoutMs: args.callTimeoutMs ?? 8000 })) as { version: number };
       acks++;
       out({ type: 'ack', key, value, version: r.version, sent, t: Date.now() });

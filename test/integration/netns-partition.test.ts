@@ -1,11 +1,12 @@
 /**
  * Network partitions with real processes on separate (virtual) hosts: three storage nodes, each in its own Linux
  * network namespace joined to a bridge in the root namespace, where etcd and the test's client live (layout in
- * test/harness/netns.ts). A writer started inside the victim's namespace keeps writing straight to the victim
- * (test/harness/netns-writer.ts), so it reaches it through the cut when nobody else can.
+ * test/harness/netns.ts). A writer and a reader started inside the victim's namespace keep writing and reading
+ * straight to the victim (test/harness/netns-writer.ts), so they reach it through the cut when nobody else can.
  *
  * 1. A full cut (the victim's veth down) of the node leading the replica controller, the harder case. Checked: once
- *    replaced as leader of its partitions it acknowledges no write (no split brain), and every write it acknowledged
+ *    replaced as leader of its partitions it acknowledges no write (no split brain) and answers no read (its read
+ *    lease lapsed before anyone could replace it), and every write it acknowledged
  *    before is readable afterwards; the survivors take writes meanwhile; when the cut heals it is a member again,
  *    answers MOVED for the partitions it no longer leads, and receives copies until every partition has 3 in-sync
  *    copies again; every acknowledged write (both writers) is there with its latest value.
@@ -61,7 +62,7 @@ const cleanups: Array<() => Promise<unknown>> = [];
 
 /** One line of the in-namespace writer's output. */
 interface WriterLine {
-  type: 'started' | 'ack' | 'fail' | 'done';
+  type: 'started' | 'ack' | 'read' | 'fail' | 'done';
   key: string;
   value: number;
   version?: number;
@@ -141,14 +142,18 @@ describe.skipIf(!support.ok)('storage nodes in separate network namespaces', () 
 
     const checker = new WriteChecker(client, NS, Array.from({ length: 300 }, (_, i) => `k${i}`), { writers: 6, readers: 2 });
     let writer: Writer | undefined;
+    let reader: Writer | undefined;
     let probe: Connection | undefined;
     let problems = false;
     try {
       checker.start();
       await checker.progress(200);
       writer = startWriter('full-cut', victim, before.epoch, victimKeys, { concurrency: 4 });
+      reader = startWriter('full-cut-reads', victim, before.epoch, victimKeys, { concurrency: 2, mode: 'read' });
       const w = writer;
+      const r = reader;
       await until(() => w.acks().length >= 50, 30_000, 'the in-namespace writer acknowledged 50 writes before the cut');
+      await until(() => r.lines.some((l) => l.type === 'read'), 30_000, 'the in-namespace reader read before the cut');
 
       // --- the cut ---
       const cutAt = Date.now();
@@ -171,6 +176,12 @@ describe.skipIf(!support.ok)('storage nodes in separate network namespaces', () 
       // Soft: a failure here is the finding; the rest still says whether those writes survived.
       const duringCut = w.acks().filter((a) => a.t >= replacedAt);
       expect.soft(duringCut, 'writes the replaced leader acknowledged during the cut').toEqual([]);
+      // Nor does it answer reads: its lease lapsed before anyone could replace it (a read lease), so nothing it
+      // serves can be older than a write its successor acknowledged.
+      await until(() => r.lines.some((l) => l.sent >= replacedAt), 20_000, 'the in-namespace reader tried a read after the replacement');
+      const readsDuringCut = r.lines.filter((l) => l.type === 'read' && l.t >= replacedAt);
+      expect.soft(readsDuringCut.slice(0, 5), 'reads the replaced leader answered during the cut').toEqual([]);
+      console.log(`netns: in-namespace reader: ${r.lines.filter((l) => l.type === 'read').length} reads answered, failures ${JSON.stringify(byCode(r.lines.filter((l) => l.type === 'fail' && l.sent >= cutAt)))} after the cut`);
 
       // --- the heal ---
       const healAt = Date.now();
@@ -203,6 +214,8 @@ describe.skipIf(!support.ok)('storage nodes in separate network namespaces', () 
       const healed = await tableWhen(client, NS, (t) => fullyReplicated(t) && t.partitions().every((x) => t.followersOf(x).includes(victim.id)), 60_000);
       const rejoinedAt = Date.now();
       expect(healed.partitions().filter((x) => healed.ownerOf(x) === victim.id)).toEqual([]);
+      // Before its MOVED it may refuse (NOT_LEADER while it re-reads the routing), never answer from its old copy.
+      expect(staleAnswers.filter((a) => typeof a !== 'string'), `values ${victim.id} served for a partition it no longer led`).toEqual([]);
       console.log(
         `netns: after the heal ${victim.id} was a member in ${memberAt - healAt} ms, answered MOVED in ${movedAt - healAt} ms ` +
           `(${staleAnswers.length} answers before), held 3 in-sync copies of every partition in ${rejoinedAt - healAt} ms ` +
@@ -248,6 +261,7 @@ describe.skipIf(!support.ok)('storage nodes in separate network namespaces', () 
       if (problems) await dumpLogs();
       probe?.close('done');
       await writer?.stop(2000);
+      await reader?.stop(2000);
       await checker.stop();
     }
   }, 115_000);
@@ -270,12 +284,15 @@ describe.skipIf(!support.ok)('storage nodes in separate network namespaces', () 
     ];
 
     let writer: Writer | undefined;
+    let reader: Writer | undefined;
     const blocked: Array<[NodeInNamespace['host'] | null, string]> = [];
     let problems = false;
     try {
       // One write in flight per key, and a long call deadline: the victim's answer, whatever it is, is heard.
       writer = startWriter('partial-cut', victim, before.epoch, keys, { concurrency: keys.length, callTimeoutMs: 30_000 });
+      reader = startWriter('partial-cut-reads', victim, before.epoch, keys, { concurrency: 2, callTimeoutMs: 30_000, mode: 'read' });
       const w = writer;
+      const r = reader;
       await until(() => w.acks().length >= 3 * keys.length, 30_000, 'the in-namespace writer acknowledged writes before the cut');
 
       // --- the cut: the victim and etcd, the victim and `lost`, both ways; `kept` still reaches the victim ---
@@ -301,6 +318,11 @@ describe.skipIf(!support.ok)('storage nodes in separate network namespaces', () 
         `netns: partial cut: ${w.acks().length} acks, ${lateAcks.length} after the replacement; failures ${JSON.stringify(byCode(w.lines.filter((l) => l.type === 'fail')))}`,
       );
       expect.soft(lateAcks, 'writes the replaced leader acknowledged').toEqual([]);
+      // `kept` still answers it, but it has lost etcd: its lease lapses before its replacement, and it serves no read.
+      await until(() => r.lines.some((l) => l.sent >= replacedAt), 40_000, 'the in-namespace reader tried a read after the replacement');
+      await reader.stop(35_000);
+      const lateReads = r.lines.filter((l) => l.type === 'read' && l.t >= replacedAt);
+      expect.soft(lateReads.slice(0, 5), 'reads the replaced leader answered').toEqual([]);
 
       // --- the heal ---
       for (const [from, to] of blocked.splice(0).reverse()) await net.unblock(from, to);
@@ -318,6 +340,7 @@ describe.skipIf(!support.ok)('storage nodes in separate network namespaces', () 
       if (problems) await dumpLogs();
       for (const [from, to] of blocked.reverse()) await net.unblock(from, to).catch(() => undefined);
       await writer?.stop(2000);
+      await reader?.stop(2000);
     }
   }, 115_000);
 });
@@ -353,7 +376,13 @@ function countLed(t: RoutingTable, nodeId: string): number {
 }
 
 /** Starts test/harness/netns-writer.ts inside the node's namespace, writing `keys` straight to it. */
-function startWriter(name: string, node: NodeInNamespace, epoch: number, keys: string[], options: { concurrency: number; callTimeoutMs?: number }): Writer {
+function startWriter(
+  name: string,
+  node: NodeInNamespace,
+  epoch: number,
+  keys: string[],
+  options: { concurrency: number; callTimeoutMs?: number; mode?: 'write' | 'read' },
+): Writer {
   const args = { address: node.address, secretFile, ns: NS, epoch, keys, ...options };
   const child: ChildProcess = net.spawnIn(node.host, [process.execPath, '--import', 'tsx', WRITER, JSON.stringify(args)], { logFile: join(dir, `${name}.log`) });
   const lines: WriterLine[] = [];
