@@ -14,82 +14,21 @@
  * LMDB's own caveat for running without a flush per commit: an OS crash or power loss can lose the last second, and
  * on a filesystem that reorders writes it could damage the file; use `device` where that matters.
  */
-import { open, type Database, type RootDatabase, type Transaction } from 'lmdb';
+import { open, type Database, type RootDatabase } from 'lmdb';
 import { unpack } from 'msgpackr';
 import { GroupCommit } from './group-commit.js';
+import { CounterTable, counterKey, type PartitionCounters } from './partition-counters.js';
 import type { Change, ChangeLog } from './change-log.js';
+import type { Durability, Location, StoredEntry, RawEntry, BatchOp, ReplicatedChange, ReplicationHook, ReadSnapshot, ScanOptions } from './engine-types.js';
 
-/**
- * When an acknowledged write is safe: `process` — it survives the node process crashing (kill -9), and reaches the
- * device within a second; `device` — it is on the device before it is acknowledged (survives power loss too).
- */
-export type Durability = 'process' | 'device';
+export type { Durability, Location, StoredEntry, RawEntry, BatchOp, ReplicatedChange, ReplicationHook, ReadSnapshot, ScanOptions } from './engine-types.js';
+export type { PartitionCounters } from './partition-counters.js';
 
 const FLUSH_INTERVAL_MS = 1000;
 
 /** lmdb-js has `sync` on the root database; its typings do not say so. */
 type Syncable = { sync(callback: (error?: Error) => void): void };
 
-/**
- * Where a key lives: its namespace and partition. For hash namespaces the partition is the slot and is part of the
- * stored key; for range namespaces (`slot` absent) it only names the range the key is counted under.
- */
-export interface Location {
-  namespace: string;
-  partition: number;
-  /** Hash slot (equal to `partition`); absent for range namespaces. */
-  slot?: number;
-}
-
-export interface StoredEntry {
-  key: string;
-  value: unknown;
-  version: number;
-}
-
-/**
- * An entry as stored: its value still encoded (msgpack, self-contained — lmdb keeps no shared structures here), so a
- * migration copies it from node to node without decoding and re-encoding it.
- */
-export interface RawEntry {
-  key: string;
-  raw: Uint8Array;
-  version: number;
-}
-
-export type BatchOp =
-  | { type: 'put'; location: Location; key: string; value: unknown }
-  | { type: 'delete'; location: Location; key: string };
-
-/** A committed change to a partition that has followers, as the leader ships it (see replicator.ts). */
-export interface ReplicatedChange {
-  location: Location;
-  key: string;
-  deleted: boolean;
-  value?: unknown;
-  version: number;
-  /** Stored size of the entry on the leader (to size replication calls). */
-  bytes?: number;
-}
-
-/**
- * What a leader does with its committed writes to partitions that have followers: `ship` sends one group's changes
- * (in commit order) and resolves once every in-sync follower holds them; the writes that made them are answered only
- * then, the group's other writes once committed.
- */
-export interface ReplicationHook {
-  /** Whether changes to this location go to followers (this node leads it, and it has copies). */
-  wants(location: Location): boolean;
-  ship(changes: ReplicatedChange[]): Promise<void>;
-}
-
-/** A read transaction held open: scans through it see the data as it was when it was opened. */
-export interface ReadSnapshot {
-  readonly transaction: Transaction;
-  release(): void;
-}
-
-/** One key's change, in stored-key form, as the group commit applies it. */
 type Write =
   | { type: 'put'; location: Location; key: StoredKey; value: unknown; version: number; ifVersion?: number; raw?: false }
   | { type: 'put'; location: Location; key: StoredKey; value: Uint8Array; version: number; ifVersion?: undefined; raw: true }
@@ -98,28 +37,10 @@ type Write =
 /** What is submitted to the group commit; `shipped` is set after the commit if its changes go to followers. */
 type Submitted = (Write | { type: 'all'; writes: Write[] }) & { shipped?: Promise<void> };
 
-export interface PartitionCounters {
-  keys: number;
-  bytes: number;
-}
-
 type StoredKey = (string | number)[];
-
-/** A scan of one partition: keys with `start <= key < end`, from just past `after`, at most `limit` of them. */
-export interface ScanOptions {
-  start?: string;
-  end?: string | null;
-  after?: string;
-  limit: number;
-  snapshot?: ReadSnapshot;
-}
 
 function storedKey(location: Location, key: string): StoredKey {
   return location.slot === undefined ? [location.namespace, key] : [location.namespace, location.slot, key];
-}
-
-function counterKey(location: Location): string {
-  return `${location.namespace}\u0000${location.partition}`;
 }
 
 /**
@@ -141,8 +62,8 @@ export class StorageEngine {
   private applying: Submitted | undefined;
   private replication: ReplicationHook | undefined;
   private flusher: NodeJS.Timeout | undefined;
-  /** Approximate keys and bytes per partition, kept as writes happen; rebuilt from disk at open. */
-  private readonly counters = new Map<string, PartitionCounters>();
+  /** Keys and bytes per partition, kept as writes happen; rebuilt from disk at open. */
+  private readonly counters = new CounterTable();
 
   private readonly group: GroupCommit<Submitted>;
 
@@ -287,13 +208,13 @@ export class StorageEngine {
         void this.data.put(write.key, write.value, write.version);
         after = this.data.getBinaryFast(write.key)?.length ?? 0;
       }
-      this.count(write.location, before, after);
+      this.counters.count(write.location, before, after);
       this.captured(write, { deleted: false, value: write.value, version: write.version }, after);
       return true;
     }
     if (before === undefined) return false;
     void this.data.remove(write.key);
-    this.count(write.location, before, undefined);
+    this.counters.count(write.location, before, undefined);
     this.captured(write, { deleted: true, version: write.version ?? this.nextVersion() });
     return true;
   }
@@ -481,34 +402,17 @@ export class StorageEngine {
   }
 
   countersFor(location: Location): PartitionCounters {
-    return this.counters.get(counterKey(location)) ?? { keys: 0, bytes: 0 };
+    return this.counters.get(location);
   }
 
   /** Hash namespaces: the partitions (slots) of `namespace` that hold keys, from the counters. */
   hashPartitionsWithKeys(namespace: string): number[] {
-    const out: number[] = [];
-    const prefix = `${namespace}\u0000`;
-    for (const [k, c] of this.counters) if (c.keys > 0 && k.startsWith(prefix)) out.push(Number(k.slice(prefix.length)));
-    return out;
+    return this.counters.hashPartitionsWithKeys(namespace);
   }
 
   async close(): Promise<void> {
     if (this.flusher) clearInterval(this.flusher);
     await this.root.close();
-  }
-
-  private count(location: Location, beforeBytes: number | undefined, afterBytes: number | undefined): void {
-    const ck = counterKey(location);
-    let c = this.counters.get(ck);
-    if (!c) this.counters.set(ck, (c = { keys: 0, bytes: 0 }));
-    if (beforeBytes !== undefined) {
-      c.keys -= 1;
-      c.bytes -= beforeBytes;
-    }
-    if (afterBytes !== undefined) {
-      c.keys += 1;
-      c.bytes += afterBytes;
-    }
   }
 
   private rebuildCounters(): void {
@@ -518,7 +422,7 @@ export class StorageEngine {
     for (const key of this.data.getKeys({})) {
       if (key.length !== 3) continue;
       const location: Location = { namespace: key[0] as string, partition: key[1] as number, slot: key[1] as number };
-      this.count(location, undefined, this.data.getBinaryFast(key)?.length ?? 0);
+      this.counters.count(location, undefined, this.data.getBinaryFast(key)?.length ?? 0);
     }
   }
 
@@ -531,7 +435,7 @@ export class StorageEngine {
       c.keys += 1;
       c.bytes += this.data.getBinaryFast(key)?.length ?? 0;
     }
-    this.counters.set(counterKey(location), c);
+    this.counters.set(location, c);
     return c;
   }
 
