@@ -26,16 +26,13 @@ import { InvalidArgumentError, UnavailableError, UnknownMethodError } from '../e
 import { Peer, splitAddress, type Connection } from '../wire/index.js';
 import type { Coordinator } from '../coordination/coordinator.js';
 import { migrationJobKey } from '../coordination/index.js';
-import { TokenBucket } from '../autoscale/index.js';
 import { createLogger } from '../util/logger.js';
 import { DeferredDrops } from './deferred-drops.js';
 import { MemoryChangeLog, type Change } from './change-log.js';
 import type { Location, RawEntry, ReadSnapshot, StorageEngine, StoredEntry } from './engine.js';
 import type { KvService } from './kv-service.js';
+import { PAGE, PAGE_BYTES, importSnapshot, setRate, type Import } from './partition-import.js';
 
-const PAGE = 1000;
-/** Most value bytes per copied page. */
-const PAGE_BYTES = 256 * 1024;
 /** Longest a partition's requests are held waiting for a cutover before the source aborts the move. */
 const FENCE_LIMIT_MS = 10_000;
 /** How often a source checks that the driver of a move it exports is alive. */
@@ -53,21 +50,6 @@ interface Export {
   snapshot: ReadSnapshot;
   stop(): void;
   watchdog: NodeJS.Timeout;
-}
-
-interface Import {
-  job: string;
-  ns: string;
-  partition: number;
-  location: Location;
-  bounds: { start?: string; end?: string | null };
-  peer: Peer;
-  lastSeq: number;
-  copiedKeys: number;
-  bytesPerKey: number;
-  /** Holds the copy to the driver's rate; undefined when unlimited. */
-  bucket: TokenBucket | undefined;
-  rate: number | undefined;
 }
 
 type Params = Record<string, unknown>;
@@ -396,20 +378,7 @@ export class MigrationService {
     const i: Import = { job, ns: table.name, partition, location, bounds, peer, lastSeq: 0, copiedKeys: 0, bytesPerKey, bucket: undefined, rate: undefined };
     setRate(i, typeof p.bytesPerSec === 'number' ? p.bytesPerSec : undefined);
     this.imports.set(task, i);
-    // Whatever an earlier attempt left here is not to be trusted: start from nothing.
-    await this.engine.dropPartition(location, bounds);
-    let after: string | undefined;
-    let copied = 0;
-    for (;;) {
-      const limit = pageKeys(i);
-      const page = await peer.call<{ entries: (RawEntry | StoredEntry)[]; done: boolean }>('mig.export.page', { job, partition, after, limit, raw: true });
-      await importPage(this.engine, location, page.entries);
-      copied += page.entries.length;
-      i.copiedKeys = copied;
-      await throttle(i, page.entries.length);
-      if (page.done || page.entries.length === 0) break;
-      after = page.entries[page.entries.length - 1]!.key;
-    }
+    const copied = await importSnapshot(this.engine, i);
     await this.pullChanges(i, Number.POSITIVE_INFINITY);
     return { copied, lastSeq: i.lastSeq };
   }
@@ -451,54 +420,5 @@ export class MigrationService {
     const i = this.imports.get(task);
     this.imports.delete(task);
     if (i) this.releasePeer(i.peer);
-  }
-}
-
-/** Writes a copied page: stored bytes as they are (a source that sends decoded values is older; those are encoded here). */
-async function importPage(engine: StorageEngine, location: Location, entries: (RawEntry | StoredEntry)[]): Promise<void> {
-  if (entries.length === 0) return;
-  if ('raw' in entries[0]!) {
-    for (const e of entries) {
-      if (!('raw' in e) || !(e.raw instanceof Uint8Array)) throw new InvalidArgumentError('a raw page holds an entry without its stored bytes');
-    }
-    return engine.importRaw(location, entries as RawEntry[]);
-  }
-  return engine.importEntries(location, entries as StoredEntry[]);
-}
-
-/** Sets an import's copy rate; undefined or not a positive number: unlimited. */
-function setRate(i: Import, bytesPerSec: number | undefined): void {
-  if (bytesPerSec === undefined || !Number.isFinite(bytesPerSec) || bytesPerSec <= 0 || i.bytesPerKey === 0) {
-    i.bucket = undefined;
-    i.rate = undefined;
-    return;
-  }
-  // Pages of about a tenth of a second at this rate, and a bucket of two pages: the limit holds over short spans too.
-  i.rate = bytesPerSec;
-  const burst = pageKeys(i) * i.bytesPerKey * 2;
-  if (!i.bucket || i.bucket.burst !== burst) i.bucket = new TokenBucket(bytesPerSec, burst);
-  else i.bucket.setRate(bytesPerSec, performance.now());
-}
-
-/**
- * Entries per page: at most PAGE_BYTES of values (a page is read, encoded, decoded and written in one go on each
- * node's event loop, so big pages stall foreground requests), and about 100 ms worth at the import's rate.
- */
-function pageKeys(i: Import): number {
-  if (i.bytesPerKey === 0) return PAGE;
-  const bySize = Math.floor(PAGE_BYTES / i.bytesPerKey);
-  const byRate = i.rate === undefined ? PAGE : Math.floor(i.rate / 10 / i.bytesPerKey);
-  return Math.max(1, Math.min(PAGE, bySize, byRate));
-}
-
-/** Waits until the bucket allows the bytes of `keys` copied entries. */
-async function throttle(i: Import, keys: number): Promise<void> {
-  const amount = keys * i.bytesPerKey;
-  for (;;) {
-    const bucket = i.bucket;
-    if (!bucket || amount === 0) return;
-    const wait = bucket.take(performance.now(), Math.min(amount, bucket.burst));
-    if (wait === 0) return;
-    await new Promise((r) => setTimeout(r, Math.min(wait, 250))); // re-check: the rate may change meanwhile
   }
 }
