@@ -96,3 +96,40 @@ export class BatchQueue implements Inlet, Outlet {
     for (const w of this.takers.splice(0)) w();
   }
 }
+
+/**
+ * Another outlet followed by a batch-mode group: elements move from the one into the other as they arrive, in order,
+ * and the step takes released groups. A worker of a job on the cluster puts one behind an exchange, so a keyed stage
+ * fed by every worker still waits for its own trigger. Closing it closes both.
+ */
+export class GroupedOutlet implements Outlet {
+  constructor(
+    private readonly input: Outlet,
+    private readonly group: BatchQueue,
+    /** Elements moved per take from `input`. */
+    batch: number,
+  ) {
+    void this.pump(batch);
+  }
+
+  get size(): number {
+    return this.input.size + this.group.size;
+  }
+
+  take(max: number): Promise<Element[]> {
+    return this.group.take(max);
+  }
+
+  close(): void {
+    this.input.close();
+    this.group.close();
+  }
+
+  private async pump(batch: number): Promise<void> {
+    for (;;) {
+      const els = await this.input.take(batch);
+      if (els.length === 0) return; // closed
+      for (const el of els) if (!(await this.group.put(el))) return;
+    }
+  }
+}

@@ -23,6 +23,7 @@ import { ExchangeIn, ExchangeOut, fromWire, toWire, type WireBatch } from './exc
 import type { LogicalPlan } from './plan.js';
 import { LocalJob, type CommitKind, type Inlet, type JobRunOptions, type Outlet } from './runner.js';
 import { SplitSet } from './splits.js';
+import { GroupedOutlet } from './batch-queue.js';
 import type { Checkpoint, CommitRecord, JobState, SharedJobState, SharedStateBackend, StateBackend } from './state.js';
 import type { MetricsSnapshot } from './metrics.js';
 
@@ -129,6 +130,7 @@ export class ClusterWorker extends LocalJob {
     const stage = this.plan.stages[i];
     const route = stage?.kind === 'keyed' ? this.slotRoute(stage.keyFn) : () => 0;
     const { index } = this.placement;
+    const group = this.groupBefore(i);
     const out = new ExchangeOut(
       this.placement.workers.length,
       index,
@@ -137,7 +139,8 @@ export class ClusterWorker extends LocalJob {
       (this.options.queueCapacity ?? 256) * EXCHANGE_DEPTH,
     );
     this.outs.push(out);
-    return { inlet: out, outlet: input };
+    // Batch mode: what arrives from every worker is grouped on this side, so the step still waits for its own trigger.
+    return { inlet: out, outlet: group ? new GroupedOutlet(input, group, this.options.readBatch ?? 256) : input };
   }
 
   /** Routes a record to its key's slot owner; a key that cannot be had stays here (the stage dead-letters it). */

@@ -1,6 +1,6 @@
 /**
  * The leader of a job on the compute tier (the compute node that won the job's election) runs it in generations.
- * A generation is a set of workers (processing/cluster-worker.ts), one per ready compute node (one in batch mode),
+ * A generation is a set of workers (processing/cluster-worker.ts), one per ready compute node (in either mode),
  * sharing one run of the job's state. The leader:
  *
  * - starts a generation from the last checkpoint: a new run of the state (which fences every earlier one), the
@@ -155,9 +155,8 @@ export class JobLeader {
     const writer = await backend.begin(spec.id);
     const now = Date.now();
     const nodes = members.ready('compute').filter((m) => (this.excluded.get(m.id) ?? 0) <= now);
-    const chosen = spec.mode === 'batch' ? nodes.filter((m) => m.id === this.options.nodeId) : nodes;
-    if (chosen.length === 0) return { kind: 'failed', why: 'no compute node is ready' };
-    const workers = chosen.map((m) => ({ id: m.id, address: m.address }));
+    if (nodes.length === 0) return { kind: 'failed', why: 'no compute node is ready' };
+    const workers = nodes.map((m) => ({ id: m.id, address: m.address }));
     const number = ++this.generations;
     const placements = workers.map((_, index): WorkerPlacement => ({ job: spec.id, generation: number, run: writer.run, workers, index }));
     const g = new Generation(number, writer, placements);
@@ -222,7 +221,6 @@ export class JobLeader {
     const all = this.options.members;
     // A worker's node gone (its lease expired): the generation cannot commit any more.
     for (const id of ids) if (!all.get(id)) return g.settle({ kind: 'failed', why: `compute node ${id} left` });
-    if (this.options.spec.mode === 'batch') return;
     // Nodes joined or are draining: stop at a checkpoint and start again on the new set.
     const at = Date.now();
     const now = all.ready('compute').filter((m) => (this.excluded.get(m.id) ?? 0) <= at).map((m) => m.id);

@@ -216,12 +216,17 @@ export class LocalJob extends EventEmitter implements JobHandle {
    * the pipeline collects its own input.
    */
   protected link(i: number): { inlet: Inlet; outlet: Outlet } {
-    if (this.mode === 'batch' && (i === 0 || (this.plan.stages[i]?.kind === 'keyed' && this.plan.stages.slice(0, i).some((s) => s.kind === 'keyed')))) {
-      const q = new BatchQueue(this.trigger, this.queueCapacity, i === 0 ? (reason, records) => this.batchReleased(reason, records) : undefined);
-      return { inlet: q, outlet: q };
-    }
+    const group = this.groupBefore(i);
+    if (group) return { inlet: group, outlet: group };
     const q = new BoundedQueue<Element>(this.queueCapacity);
     return { inlet: q, outlet: q };
+  }
+
+  /** Batch mode: the queue that collects step `i`'s input into groups, if step `i` collects its own (see {@link link}). */
+  protected groupBefore(i: number): BatchQueue | undefined {
+    if (this.mode !== 'batch') return undefined;
+    if (i !== 0 && !(this.plan.stages[i]?.kind === 'keyed' && this.plan.stages.slice(0, i).some((s) => s.kind === 'keyed'))) return undefined;
+    return new BatchQueue(this.trigger, this.queueCapacity, i === 0 ? (reason, records) => this.batchReleased(reason, records) : undefined);
   }
 
   /** A group of the source's records went on: counted, and told (`batch` event). */

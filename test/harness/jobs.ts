@@ -71,12 +71,17 @@ export interface ClicksJob {
   users: number;
   seed: number;
   splits?: number;
+  /** The job module (default examples/clicks.ts); it takes clicks.ts's generator arguments. */
+  file?: string;
+  /** `--mode batch` with this `--trigger`. */
+  batch?: string;
 }
 
-/** Submits examples/clicks.ts to the compute tier (`run --on-cluster`), its results into namespace `job.id`. */
+/** Submits examples/clicks.ts (or `job.file`) to the compute tier (`run --on-cluster`), its results into namespace `job.id`. */
 export function submitClicks(dir: string, job: ClicksJob): Promise<CliResult> {
+  const mode = job.batch === undefined ? [] : ['--mode', 'batch', '--trigger', job.batch];
   return cli([
-    'run', 'examples/clicks.ts', '--on-cluster', '--id', job.id, '--checkpoint-interval', '300ms', '--dir', dir, '--',
+    'run', job.file ?? 'examples/clicks.ts', '--on-cluster', '--id', job.id, ...mode, '--checkpoint-interval', '300ms', '--dir', dir, '--',
     '--source', 'generator', '--splits', String(job.splits ?? 1), '--rate', String(job.rate), '--count', String(job.total),
     '--users', String(job.users), '--seed', String(job.seed), '--out', `ns:${job.id}`,
   ]);

@@ -2,6 +2,7 @@
  * One job spread over the compute tier: every compute node runs a worker (its share of the source's splits, the keys
  * of its slots), and the job goes on while compute nodes join and die — rescaled at a checkpoint when one joins,
  * resumed from the last checkpoint when one is killed — with results exact: every click counted once, none lost.
+ * In stream mode and in batch mode, where each keyed stage after the first groups what the exchange brings it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestCluster, type TestCluster } from '../harness/cluster.js';
@@ -10,6 +11,9 @@ import type { Coordinator } from '../../src/coordination/index.js';
 import { cli } from '../harness/cli.js';
 import { awaitJob, awaitSpecGone, countedClicks, expectedClicks, submitClicks, type ClicksJob } from '../harness/jobs.js';
 import { getJobSpec } from '../../src/processing/job-host.js';
+import type { WindowTotal } from '../harness/fixtures/window-totals.js';
+
+const WINDOW_TOTALS = new URL('../harness/fixtures/window-totals.ts', import.meta.url).pathname;
 let cluster: TestCluster;
 let coordinator: Coordinator;
 
@@ -69,5 +73,30 @@ describe('a job spread over compute nodes', () => {
 
     await awaitSpecGone(coordinator, 'clicks-spread', 90_000);
     expect(await countedClicks(await cluster.client(), 'clicks-spread')).toEqual(expectedClicks(spec.seed, spec.total, spec.rate, spec.users));
+  });
+
+  it('runs a batch-mode job with two keyed stages on every compute node, and recovers when one dies; results exact', async () => {
+    const spec: ClicksJob = { id: 'totals-batch', rate: 3000, total: 30_000, users: 40, seed: 31, splits: 4, file: WINDOW_TOTALS, batch: 'interval=200ms,count=500' };
+    const submitted = await submitClicks(cluster.dir, spec);
+    expect(submitted.code, submitted.stderr).toBe(0);
+    // Two workers (the compute nodes the earlier tests left alive), grouping in batches, committing checkpoints.
+    const first = await awaitJob(coordinator, spec.id, (j) => (j.workers?.length ?? 0) === 2 && (j.checkpointEpoch ?? 0) >= 2 && (j.metrics?.batches.count ?? 0) > 0, 30_000);
+    expect(first.mode).toBe('batch');
+    const ids = first.workers!;
+    const pids = await Promise.all(ids.map((id) => cluster.pid(id)));
+    const victim = ids.find((_, i) => pids[i] !== first.pid)!;
+    await cluster.kill9(victim);
+    const narrower = await awaitJob(coordinator, spec.id, (j) => (j.workers?.length ?? 0) === 1 && !j.workers!.includes(victim), 30_000);
+    expect(narrower.pid).toBe(first.pid);
+
+    await awaitSpecGone(coordinator, spec.id, 90_000);
+    const totals = new Map<string, number>();
+    for (const [key, n] of expectedClicks(spec.seed, spec.total, spec.rate, spec.users)) {
+      const start = key.slice(key.indexOf('@') + 1);
+      totals.set(start, (totals.get(start) ?? 0) + n);
+    }
+    const got = new Map<string, number>();
+    for await (const e of (await cluster.client()).scan(spec.id)) got.set(e.key, (e.value as WindowTotal).clicks);
+    expect(got).toEqual(totals);
   });
 });

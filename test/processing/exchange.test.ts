@@ -7,6 +7,8 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { mulberry32 as rng } from '../dispatch/prng.js';
 import { ExchangeIn, ExchangeOut } from '../../src/processing/exchange.js';
+import { BatchQueue, GroupedOutlet } from '../../src/processing/batch-queue.js';
+import { parseTrigger } from '../../src/processing/triggers.js';
 import type { BarrierEl, Element, EndEl, MarkEl, RecordEl, TickEl, WatermarkEl } from '../../src/processing/elements.js';
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -731,6 +733,30 @@ async function runScenario({ base, senders }: { base: { n: number; k: number; ca
 describe('ExchangeOut / ExchangeIn: property', () => {
   it('records, watermarks, aligned barriers and the end hold for random sequences, delays and capacities', async () => {
     await fc.assert(fc.asyncProperty(scenarioArb, runScenario), { seed: 42, numRuns: 100 });
+  });
+});
+
+describe('batch mode behind an exchange (GroupedOutlet)', () => {
+  it('what every sender brings waits for the group\'s trigger, then goes on in order; the end releases the rest', async () => {
+    const input = new ExchangeIn(2, 0, 64);
+    const grouped = new GroupedOutlet(input, new BatchQueue(parseTrigger('count=3'), 64), 16);
+    await input.accept(0, [rec({ from: 0, i: 0 }), wm(5)]);
+    await input.accept(1, [rec({ from: 1, i: 0 })]);
+    const taking = grouped.take(100);
+    const first = track(taking);
+    await settle();
+    expect(first.state).toBe('pending'); // two records: the group waits for its third
+    await input.accept(1, [rec({ from: 1, i: 1 }), wm(7), rec({ from: 1, i: 2 })]);
+    await withTimeout(taking, 1000, 'the group after its third record');
+    const values = (els: Element[]) => els.filter((e) => e.t === 'r').map((e) => (e as RecordEl).value);
+    expect(values(first.value!)).toEqual([{ from: 0, i: 0 }, { from: 1, i: 0 }, { from: 1, i: 1 }]);
+    await input.accept(0, [end()]);
+    await input.accept(1, [end()]);
+    const rest: Element[] = [];
+    while (!rest.some((e) => e.t === 'e')) rest.push(...(await withTimeout(grouped.take(100), 1000, 'the rest')));
+    expect(values(rest)).toEqual([{ from: 1, i: 2 }]); // one record short of a group: released by the end
+    grouped.close();
+    expect(await grouped.take(10)).toEqual([]);
   });
 });
 
