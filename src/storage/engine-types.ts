@@ -37,6 +37,9 @@ export interface RawEntry {
   version: number;
 }
 
+/** An entry without its value: `[key, version, stored size in bytes, valueHash of the stored bytes]`. */
+export type EntryDigest = [string, number, number, number];
+
 export type BatchOp =
   | { type: 'put'; location: Location; key: string; value: unknown }
   | { type: 'delete'; location: Location; key: string };

@@ -19,9 +19,10 @@ import { unpack } from 'msgpackr';
 import { GroupCommit } from './group-commit.js';
 import { CounterTable, counterKey, type PartitionCounters } from './partition-counters.js';
 import type { Change, ChangeLog } from './change-log.js';
-import type { Durability, Location, StoredEntry, RawEntry, BatchOp, ReplicatedChange, ReplicationHook, ReadSnapshot, ScanOptions } from './engine-types.js';
+import { valueHash } from './value-hash.js';
+import type { Durability, Location, StoredEntry, RawEntry, EntryDigest, BatchOp, ReplicatedChange, ReplicationHook, ReadSnapshot, ScanOptions } from './engine-types.js';
 
-export type { Durability, Location, StoredEntry, RawEntry, BatchOp, ReplicatedChange, ReplicationHook, ReadSnapshot, ScanOptions } from './engine-types.js';
+export type { Durability, Location, StoredEntry, RawEntry, EntryDigest, BatchOp, ReplicatedChange, ReplicationHook, ReadSnapshot, ScanOptions } from './engine-types.js';
 export type { PartitionCounters } from './partition-counters.js';
 
 const FLUSH_INTERVAL_MS = 1000;
@@ -365,6 +366,30 @@ export class StorageEngine {
       out.push({ key, raw: value, version });
       bytes += value.length;
       if (out.length >= options.limit || (options.maxBytes !== undefined && bytes >= options.maxBytes)) break;
+    }
+    return out;
+  }
+
+  /**
+   * As {@link scanRaw}, but each entry's digest — `[key, version, stored size, valueHash]` — instead of its value: what
+   * a copy compares to learn which of its entries it already has (partition-import.ts).
+   */
+  digest(location: Location, options: ScanOptions): EntryDigest[] {
+    const out: EntryDigest[] = [];
+    for (const { key, value, version } of this.range(this.rawData, location, options)) {
+      out.push([key, version, value.length, valueHash(value)]);
+      if (out.length >= options.limit) break;
+    }
+    return out;
+  }
+
+  /** Some keys' entries in their stored form, as a snapshot (or now) has them; absent keys are left out. */
+  getRaw(location: Location, keys: string[], snapshot?: ReadSnapshot): RawEntry[] {
+    const out: RawEntry[] = [];
+    const options = snapshot ? { transaction: snapshot.transaction } : undefined;
+    for (const key of keys) {
+      const e = this.rawData.getEntry(storedKey(location, key), options as never);
+      if (e) out.push({ key, raw: e.value, version: e.version ?? 0 });
     }
     return out;
   }

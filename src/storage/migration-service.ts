@@ -4,6 +4,9 @@
  *   source  mig.export.begin  { job, ns, partition }          snapshot + change capture, together -> { keys, bytes }
  *           mig.export.page   { job, partition, after?, limit?, entries from the snapshot, in key order (with `raw`: values
  *                               raw? }                        as stored, copied without decoding — see RawEntry)
+ *           mig.export.digest { job, partition, after?,       the snapshot's entries without values (EntryDigest),
+ *                               limit? }                      for a target that holds an older copy to compare
+ *           mig.export.get    { job, partition, keys }        those keys' entries from the snapshot, as stored
  *           mig.export.changes{ job, partition, afterSeq }    committed changes since, in order
  *           mig.export.fence  { job, partition }              hold the partition's requests -> { lastSeq }
  *           mig.export.end    { job, partition }              stop capturing, release held requests
@@ -26,12 +29,13 @@ import { InvalidArgumentError, UnavailableError, UnknownMethodError } from '../e
 import { Peer, splitAddress, type Connection } from '../wire/index.js';
 import type { Coordinator } from '../coordination/coordinator.js';
 import { migrationJobKey } from '../coordination/index.js';
-import { createLogger } from '../util/logger.js';
+import { createLogger, type Logger } from '../util/logger.js';
 import { DeferredDrops } from './deferred-drops.js';
+import { StaleCopies } from './stale-copies.js';
 import { MemoryChangeLog, type Change } from './change-log.js';
 import type { Location, RawEntry, ReadSnapshot, StorageEngine, StoredEntry } from './engine.js';
 import type { KvService } from './kv-service.js';
-import { PAGE, PAGE_BYTES, importSnapshot, setRate, type Import } from './partition-import.js';
+import { DIGEST_PAGE, PAGE, PAGE_BYTES, importSnapshot, setRate, type Import } from './partition-import.js';
 
 /** Longest a partition's requests are held waiting for a cutover before the source aborts the move. */
 const FENCE_LIMIT_MS = 10_000;
@@ -67,14 +71,21 @@ export class MigrationService {
     private readonly kv: KvService,
     private readonly secret: Uint8Array,
     private readonly coordinator: Coordinator,
+    /** Data of partitions this node no longer holds, kept for a copy coming back (see stale-copies.ts). */
+    private readonly stale: StaleCopies = new StaleCopies(),
   ) {
+    this.log = createLogger(`storage:${nodeId}`);
     this.drops = new DeferredDrops(
       engine,
       (d) => this.foreign(d.location.namespace, d.location.partition, d.bounds),
       () => this.exports.size > 0,
-      createLogger(`storage:${nodeId}`),
+      this.log,
     );
   }
+
+  private readonly log: Logger;
+  /** What copies into this node wrote, since it started: entries copied (or fetched), found here already, deleted. */
+  readonly imported = { copiedKeys: 0, keptKeys: 0, deletedKeys: 0 };
 
   private readonly drops: DeferredDrops;
   /** Partitions this node followed, per namespace, as of the last table seen (see dropUnfollowed). */
@@ -153,6 +164,21 @@ export class MigrationService {
         if (done) e.snapshot.release();
         return { entries, done };
       }
+      case 'mig.export.digest': {
+        const e = this.exportOf(task);
+        const after = typeof p.after === 'string' ? p.after : undefined;
+        const limit = typeof p.limit === 'number' && Number.isInteger(p.limit) && p.limit >= 1 && p.limit <= DIGEST_PAGE ? p.limit : DIGEST_PAGE;
+        const entries = this.engine.digest(e.location, { ...e.bounds, after, limit, snapshot: e.snapshot });
+        return { entries, done: entries.length < limit };
+      }
+      case 'mig.export.get': {
+        const e = this.exportOf(task);
+        const keys = p.keys;
+        if (!Array.isArray(keys) || keys.length > PAGE || !keys.every((k) => typeof k === 'string')) {
+          throw new InvalidArgumentError(`keys must be an array of at most ${PAGE} strings`);
+        }
+        return { entries: this.engine.getRaw(e.location, keys as string[], e.snapshot) };
+      }
       case 'mig.export.changes': {
         const e = this.exportOf(task);
         const afterSeq = typeof p.afterSeq === 'number' ? p.afterSeq : 0;
@@ -209,22 +235,25 @@ export class MigrationService {
 
   /**
    * Partitions this node followed and no longer holds — its follower copy moved elsewhere, or its leader dropped it
-   * as fallen behind — have their data dropped (in the background, re-checked before each chunk). A copy coming back
-   * is made afresh anyway.
+   * as fallen behind — have their data dropped (in the background, re-checked before each chunk), unless the
+   * partition is short of copies: then it is kept for the copy that comes back to compare with (stale-copies.ts),
+   * and dropped once the partition has its copies elsewhere.
    */
   private dropUnfollowed(table: RoutingTable): void {
-    if (table.scheme !== 'hash' || (table.copies <= 1 && !this.followed.has(table.name))) return;
-    const now = new Set(table.partitionsFollowedBy(this.nodeId));
-    const before = this.followed.get(table.name);
-    this.followed.set(table.name, now);
-    if (!before) return;
-    let added = false;
-    for (const p of before) {
-      if (now.has(p) || table.holds(p, this.nodeId) || this.receiving(table.name, p)) continue;
-      this.drops.add({ location: { namespace: table.name, partition: p, slot: p }, bounds: {} });
-      added = true;
+    if (table.scheme !== 'hash') return;
+    const drop = this.stale.onTable(table, this.nodeId, (p) => this.receiving(table.name, p));
+    if (table.copies > 1 || this.followed.has(table.name)) {
+      const now = new Set(table.partitionsFollowedBy(this.nodeId));
+      const before = this.followed.get(table.name);
+      this.followed.set(table.name, now);
+      for (const p of before ?? []) {
+        if (now.has(p) || table.holds(p, this.nodeId) || this.receiving(table.name, p)) continue;
+        if (StaleCopies.worthKeeping(table, p)) this.stale.keep(table.name, p);
+        else drop.push(p);
+      }
     }
-    if (added) this.drops.kick();
+    for (const p of drop) this.drops.add({ location: { namespace: table.name, partition: p, slot: p }, bounds: {} });
+    if (drop.length > 0) this.drops.kick();
   }
 
   /** Copy progress of every partition of a job this node imports; also sets the job's copy rate. */
@@ -375,10 +404,19 @@ export class MigrationService {
     const { location, bounds } = this.place(table, partition);
     const peer = this.sourcePeer(p.source, host, port);
     const bytesPerKey = typeof p.bytesPerKey === 'number' && p.bytesPerKey >= 0 ? p.bytesPerKey : 0;
-    const i: Import = { job, ns: table.name, partition, location, bounds, peer, lastSeq: 0, copiedKeys: 0, bytesPerKey, bucket: undefined, rate: undefined };
+    const i: Import = {
+      job, ns: table.name, partition, location, bounds, peer, lastSeq: 0, copiedKeys: 0, keptKeys: 0, fetchedKeys: 0, deletedKeys: 0,
+      bytesPerKey, bucket: undefined, rate: undefined,
+    };
     setRate(i, typeof p.bytesPerSec === 'number' ? p.bytesPerSec : undefined);
     this.imports.set(task, i);
     const copied = await importSnapshot(this.engine, i);
+    if (i.keptKeys + i.fetchedKeys + i.deletedKeys > 0) {
+      this.log.info('compared the copy with the entries kept here', { ns: i.ns, partition, kept: i.keptKeys, fetched: i.fetchedKeys, deleted: i.deletedKeys });
+    }
+    this.imported.copiedKeys += copied - i.keptKeys;
+    this.imported.keptKeys += i.keptKeys;
+    this.imported.deletedKeys += i.deletedKeys;
     await this.pullChanges(i, Number.POSITIVE_INFINITY);
     return { copied, lastSeq: i.lastSeq };
   }
@@ -410,7 +448,9 @@ export class MigrationService {
           : table.scheme === 'hash'
             ? table.holds(i.partition, this.nodeId)
             : table.rangesFor(i.bounds.start ?? '', i.bounds.end ?? null).some((r) => r.owner === this.nodeId);
-      if (!ours) await this.engine.dropPartition(i.location, i.bounds);
+      // A partition short of copies keeps what came so far: the next attempt compares with it (stale-copies.ts).
+      if (!ours && table && StaleCopies.worthKeeping(table, i.partition)) this.stale.keep(i.ns, i.partition);
+      else if (!ours) await this.engine.dropPartition(i.location, i.bounds);
     }
     return { aborted: i !== undefined };
   }

@@ -1,17 +1,25 @@
 /**
  * The target's side of copying one partition (see migration-service.ts): pull the source's read snapshot in pages of
  * stored bytes and write them as they are, at the rate the driver allows; the source's change log is then replayed
- * on top. Whatever an earlier attempt left here is not to be trusted: the copy starts from nothing.
+ * on top.
+ *
+ * A target that already holds entries of the partition — a follower back after a restart or after its leader dropped
+ * it, or an earlier attempt that stopped half way — compares instead of copying it all (as a Redis replica's partial
+ * resync or a Kafka follower's truncate-and-fetch spare a full copy): it pulls the snapshot's digests (key, version,
+ * size, hash of the stored bytes), fetches only the entries it lacks or holds otherwise, and deletes those the source
+ * does not have. What it keeps is then byte for byte what the snapshot holds, as after a full copy.
  */
 import { InvalidArgumentError } from '../errors/index.js';
 import { TokenBucket } from '../autoscale/index.js';
 import type { Peer } from '../wire/index.js';
-import type { Location, RawEntry, StorageEngine, StoredEntry } from './engine.js';
+import type { EntryDigest, Location, RawEntry, StorageEngine, StoredEntry } from './engine.js';
 
 /** Most entries per page. */
 export const PAGE = 1000;
 /** Most value bytes per copied page: a page is read, sent and written in one go on each node's event loop. */
 export const PAGE_BYTES = 256 * 1024;
+/** Most digests per page of a compare. */
+export const DIGEST_PAGE = 2000;
 
 /** One partition coming in. */
 export interface Import {
@@ -22,15 +30,21 @@ export interface Import {
   bounds: { start?: string; end?: string | null };
   peer: Peer;
   lastSeq: number;
+  /** Keys in place so far: copied, or found here already (the progress the driver shows). */
   copiedKeys: number;
+  /** A compare (see the module comment): entries found here already, fetched, and deleted. */
+  keptKeys: number;
+  fetchedKeys: number;
+  deletedKeys: number;
   bytesPerKey: number;
   /** Holds the copy to the driver's rate; undefined when unlimited. */
   bucket: TokenBucket | undefined;
   rate: number | undefined;
 }
 
-/** Copies the source's snapshot of the partition here; returns the entries written. */
+/** Copies the source's snapshot of the partition here (comparing, when entries of it are here already); returns the keys in place. */
 export async function importSnapshot(engine: StorageEngine, i: Import): Promise<number> {
+  if (engine.keys(i.location, i.bounds, 1).length > 0) return compareAndFetch(engine, i);
   await engine.dropPartition(i.location, i.bounds);
   let after: string | undefined;
   for (;;) {
@@ -46,6 +60,56 @@ export async function importSnapshot(engine: StorageEngine, i: Import): Promise<
     await throttle(i, page.entries.length);
     if (page.done || page.entries.length === 0) return i.copiedKeys;
     after = page.entries[page.entries.length - 1]!.key;
+  }
+}
+
+/** Brings the entries here to the source's snapshot by digests: fetches what differs, deletes what it lacks. */
+async function compareAndFetch(engine: StorageEngine, i: Import): Promise<number> {
+  let after: string | undefined;
+  for (;;) {
+    const page = await i.peer.call<{ entries: EntryDigest[]; done: boolean }>('mig.export.digest', {
+      job: i.job,
+      partition: i.partition,
+      after,
+      limit: DIGEST_PAGE,
+    });
+    const theirs = page.entries;
+    const done = page.done || theirs.length === 0;
+    // Ours in the same span of keys: (after, their last], or to the end of the partition with their last page.
+    const end = done ? i.bounds.end : theirs[theirs.length - 1]![0] + '\u0000';
+    const ours = new Map<string, EntryDigest>();
+    for (let from = after; ; ) {
+      const got = engine.digest(i.location, { start: i.bounds.start, end, after: from, limit: DIGEST_PAGE });
+      for (const d of got) ours.set(d[0], d);
+      if (got.length < DIGEST_PAGE) break;
+      from = got[got.length - 1]![0];
+    }
+    const fetch: EntryDigest[] = [];
+    for (const d of theirs) {
+      const mine = ours.get(d[0]);
+      ours.delete(d[0]);
+      if (mine && mine[1] === d[1] && mine[2] === d[2] && mine[3] === d[3]) i.keptKeys++;
+      else fetch.push(d);
+    }
+    for (let k = 0; k < fetch.length; ) {
+      // Pages of at most PAGE keys and about PAGE_BYTES, by the sizes the digests give.
+      const keys: string[] = [];
+      for (let bytes = 0; k < fetch.length && keys.length < PAGE && (keys.length === 0 || bytes + fetch[k]![2] <= PAGE_BYTES); k++) {
+        keys.push(fetch[k]![0]);
+        bytes += fetch[k]![2];
+      }
+      const got = await i.peer.call<{ entries: RawEntry[] }>('mig.export.get', { job: i.job, partition: i.partition, keys });
+      await writePage(engine, i.location, got.entries);
+      i.fetchedKeys += got.entries.length;
+      await throttle(i, got.entries.length);
+    }
+    if (ours.size > 0) {
+      await engine.importEntries(i.location, [...ours.keys()].map((key) => ({ key, deleted: true, version: 0 })));
+      i.deletedKeys += ours.size;
+    }
+    i.copiedKeys += theirs.length;
+    if (done) return i.copiedKeys;
+    after = theirs[theirs.length - 1]![0];
   }
 }
 

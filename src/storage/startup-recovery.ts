@@ -6,13 +6,17 @@
  *    job). Doing it before step 2 matters: once the entry is gone no cutover can make this node the owner of a copy
  *    step 2 is about to drop.
  * 2. Data of partitions this node neither owns nor follows is dropped: half copies of moves that were rolled back, and the old
- *    copy of a partition whose cutover happened just before the source died.
+ *    copy of a partition whose cutover happened just before the source died — except, in a replicated namespace, the
+ *    data of partitions short of copies: a copy coming back here compares with it rather than copying all
+ *    (stale-copies.ts). Those are returned, for the migration service to keep or drop later.
  */
 import type { Catalog, RoutingTable } from '../keyspace/index.js';
 import type { Logger } from '../util/logger.js';
 import type { Location, StorageEngine } from './engine.js';
+import { StaleCopies } from './stale-copies.js';
 
-export async function recoverAtStart(nodeId: string, engine: StorageEngine, catalog: Catalog, log: Logger): Promise<void> {
+export async function recoverAtStart(nodeId: string, engine: StorageEngine, catalog: Catalog, log: Logger): Promise<StaleCopies> {
+  const stale = new StaleCopies();
   for (const name of catalog.names()) {
     const table = catalog.find(name);
     for (const [key, entry] of Object.entries(table?.record.migrations ?? {})) {
@@ -24,15 +28,18 @@ export async function recoverAtStart(nodeId: string, engine: StorageEngine, cata
   }
   for (const name of catalog.names()) {
     const table = await catalog.refresh(name);
-    if (table) await dropForeign(nodeId, engine, table, log);
+    if (table) await dropForeign(nodeId, engine, table, stale, log);
   }
+  return stale;
 }
 
-async function dropForeign(nodeId: string, engine: StorageEngine, table: RoutingTable, log: Logger): Promise<void> {
+async function dropForeign(nodeId: string, engine: StorageEngine, table: RoutingTable, stale: StaleCopies, log: Logger): Promise<void> {
   const drops: { location: Location; bounds: { start?: string; end?: string | null } }[] = [];
   if (table.scheme === 'hash') {
     for (const slot of engine.hashPartitionsWithKeys(table.name)) {
-      if (!table.holds(slot, nodeId)) drops.push({ location: { namespace: table.name, partition: slot, slot }, bounds: {} });
+      if (table.holds(slot, nodeId)) continue;
+      if (StaleCopies.worthKeeping(table, slot)) stale.keep(table.name, slot);
+      else drops.push({ location: { namespace: table.name, partition: slot, slot }, bounds: {} });
     }
   } else {
     for (const id of table.partitions()) {

@@ -67,7 +67,8 @@ export interface StorageStats {
   /**
    * Per namespace: the partitions this node leads, with their keys and bytes; in a replicated namespace also the
    * partitions it follows (`followed`, with `followerKeys`/`followerBytes`) and `stray`: partitions with data here
-   * that it neither leads nor follows (a copy that moved away, still being dropped).
+   * that it neither leads nor follows (a copy that moved away, still being dropped, or one kept for a copy coming
+   * back while the partition has fewer copies than configured).
    */
   namespaces: Record<string, NamespaceStats>;
   /** Latency of kv requests over the last whole second (`node.stats` only). */
@@ -77,6 +78,11 @@ export interface StorageStats {
    * the stream broke (`node.stats` only).
    */
   following?: Record<string, { heardMsAgo: number; broken: boolean }>;
+  /**
+   * Copies into this node since it started (`node.stats` only): entries copied or fetched, entries a copy found here
+   * already and kept (a follower copy coming back compares rather than copying all), entries it deleted.
+   */
+  imported?: { copiedKeys: number; keptKeys: number; deletedKeys: number };
 }
 
 export class StorageNode {
@@ -122,8 +128,9 @@ export class StorageNode {
     engine.setReplication(replicator);
     const applier = new ReplicaApplier(options.id, engine, catalog);
     const kv = new KvService(options.id, engine, catalog, snapshots, traffic, applier);
-    await recoverAtStart(options.id, engine, catalog, log);
-    const migrations = new MigrationService(options.id, engine, catalog, kv, options.secret, options.coordinator);
+    const stale = await recoverAtStart(options.id, engine, catalog, log);
+    if (stale.size > 0) log.info('keeping data of partitions short of copies, for a copy coming back to compare with', { partitions: stale.size });
+    const migrations = new MigrationService(options.id, engine, catalog, kv, options.secret, options.coordinator, stale);
     const handoffs = new LeadHandoffService(options.id, engine, catalog, kv, replicator);
     catalog.onChange((table) => table && migrations.onTable(table));
     // Registered after the migration service's listener: a range that moved here is finished there (no longer
@@ -171,7 +178,7 @@ export class StorageNode {
     const standing = new LeaderStanding(registration, catalog, log);
     kv.setStanding(standing);
     const node = new StorageNode(options.id, address, engine, catalog, server, registration, maintainer, snapshots, log, migrations, replicator, members, standing);
-    stats = () => ({ ...node.stats(), latency: latency.snapshot(), following: applier.lagByLeader() });
+    stats = () => ({ ...node.stats(), latency: latency.snapshot(), following: applier.lagByLeader(), imported: { ...migrations.imported } });
     sizes = () => node.partitionSizes();
     maintainer.start();
     migrations.start();

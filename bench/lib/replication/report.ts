@@ -429,8 +429,9 @@ export function docsSection(r: Report): string {
       'copy out of the in-sync followers.',
     '- Membership leases last 1 s, so the node is missed about 1 s after the kill; the controller (which looks every ' +
       '200 ms) then gives its partitions to an in-sync follower with one compare-and-set, which the client sees through ' +
-      'its watch. The restarted node gets its copies back as the controller copies every partition to it afresh ' +
-      '(snapshot and change log, 512 partitions per job, 2 jobs at a time).',
+      'its watch. The restarted node gets its copies back as the controller copies every partition to it again ' +
+      '(snapshot and change log, 512 partitions per job, 2 jobs at a time); it kept its data, so each copy compares ' +
+      'digests and fetches only the entries written while it was away.',
     `- At the end the writer stops and every key is read back: a key must hold its last acknowledged value (or a later ` +
       'one whose write failed, outcome unknown).',
     '',
