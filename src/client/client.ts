@@ -112,20 +112,21 @@ export class ShardflowClient {
   }
 
   /**
-   * Creates a namespace placed over the storage nodes now ready (idempotent for the same scheme). A hash namespace
-   * keeps {@link DEFAULT_COPIES} copies of each partition when at least that many storage nodes are ready, else one
-   * (development); pass `copies` to choose.
+   * Creates a namespace placed over the storage nodes now ready (idempotent for the same scheme). It keeps
+   * {@link DEFAULT_COPIES} copies of each partition (hash slot or key range) when at least that many storage nodes
+   * are ready, else one (development); pass `copies` to choose.
    */
   async createNamespace(name: string, options: NamespaceOptions = { scheme: 'hash' }): Promise<RoutingTable> {
     const nodes = this.members.ready('storage').map((m) => ({ id: m.id, capacity: m.capacity }));
     if (nodes.length === 0) throw new UnavailableError('no storage node is ready to hold the namespace');
-    const copies = options.copies ?? (options.scheme === 'hash' && nodes.length >= DEFAULT_COPIES ? DEFAULT_COPIES : undefined);
+    const copies = options.copies ?? (nodes.length >= DEFAULT_COPIES ? DEFAULT_COPIES : undefined);
     if (copies !== undefined && copies > nodes.length && !this.catalog.find(name)) {
       throw new InvalidArgumentError(`${copies} copies need ${copies} storage nodes; ${nodes.length} are ready`, {
         details: { copies, ready: nodes.length },
       });
     }
-    return this.catalog.create(name, { ...options, copies }, (partitions) => initialAssignment(partitions, nodes).assignment);
+    const ids = nodes.map((n) => n.id);
+    return this.catalog.create(name, { ...options, copies }, (partitions) => initialAssignment(partitions, nodes).assignment, ids);
   }
 
   /** Names of every namespace. */

@@ -130,11 +130,13 @@ export class Catalog {
     name: string,
     options: NamespaceOptions,
     assign: (partitions: number[]) => Map<number, string>,
+    /** The storage nodes followers may be placed on (default: those `assign` chose). */
+    nodes?: readonly string[],
   ): Promise<RoutingTable> {
     checkNamespaceName(name);
     const existing = this.find(name) ?? (await this.refresh(name));
     if (existing) return sameScheme(existing, options);
-    const table = RoutingTable.create(name, options, assign);
+    const table = RoutingTable.create(name, options, assign, nodes);
     const result = await this.coordinator.compareAndSet(NAMESPACES_PREFIX + name, 0, JSON.stringify(table.record));
     if (result.ok) {
       this.accept(name, JSON.stringify(table.record), result.revision);

@@ -32,10 +32,10 @@ export interface NamespaceOptions {
    */
   splitOpsSustainMs?: number;
   /**
-   * Hash namespaces: how many copies of each partition to keep, on distinct storage nodes (1 to 7; the client's
-   * `createNamespace` defaults it to 3 when 3 or more storage nodes are ready, else 1). One
-   * copy leads and takes writes; a write is acknowledged once every in-sync copy holds it, and refused while fewer
-   * than a majority of `copies` are in sync. Range namespaces keep one copy.
+   * How many copies of each partition (hash slot or key range) to keep, on distinct storage nodes (1 to 7; the
+   * client's `createNamespace` defaults it to 3 when 3 or more storage nodes are ready, else 1). One copy leads and
+   * takes writes; a write is acknowledged once every in-sync copy holds it, and refused while fewer than a majority
+   * of `copies` are in sync.
    */
   copies?: number;
 }
@@ -68,8 +68,8 @@ export interface RoutingRecord {
   splitOps?: number;
   /** Range: how long a range must be hot before a load split (absent: {@link DEFAULT_SPLIT_OPS_SUSTAIN_MS}). */
   splitOpsSustainMs?: number;
-  /** Range: the ranges in key order with their owner. */
-  ranges?: (Range & { owner: string })[];
+  /** Range: the ranges in key order with their owner (the leader) and, with copies > 1, their in-sync followers. */
+  ranges?: RangeEntry[];
   /** Range: the next unused range id. */
   nextRangeId?: number;
   /**
@@ -78,6 +78,9 @@ export interface RoutingRecord {
    */
   migrations?: Record<string, MigrationEntry>;
 }
+
+/** A range as the record keeps it. */
+export type RangeEntry = Range & { owner: string; followers?: string[] };
 
 /** A partition being moved: to which node, under which job id. */
 export interface MigrationEntry {
@@ -126,31 +129,30 @@ export class RoutingTable {
     name: string,
     options: NamespaceOptions,
     assign: (partitions: number[]) => Map<number, string>,
+    /** The storage nodes to place followers on (default: the nodes `assign` chose). */
+    nodes?: readonly string[],
   ): RoutingTable {
     const createdAt = new Date().toISOString();
+    const copies = options.copies ?? 1;
+    if (!Number.isInteger(copies) || copies < 1 || copies > MAX_COPIES) {
+      throw new InvalidArgumentError(`copies must be an integer from 1 to ${MAX_COPIES}, not ${copies}`);
+    }
     if (options.scheme === 'hash') {
       const slotCount = options.slotCount ?? DEFAULT_SLOT_COUNT;
       if (!Number.isInteger(slotCount) || slotCount < 1 || slotCount > 65536) {
         throw new InvalidArgumentError(`slotCount must be an integer from 1 to 65536, not ${slotCount}`);
       }
-      const copies = options.copies ?? 1;
-      if (!Number.isInteger(copies) || copies < 1 || copies > MAX_COPIES) {
-        throw new InvalidArgumentError(`copies must be an integer from 1 to ${MAX_COPIES}, not ${copies}`);
-      }
       const owners = assign(Array.from({ length: slotCount }, (_, i) => i));
       const record: RoutingRecord = { name, scheme: 'hash', epoch: 1, createdAt, slotCount, slotRuns: encodeRuns(owners, slotCount) };
       if (copies > 1) {
-        const nodes = [...new Set(owners.values())];
-        const followers = new Map([...owners].map(([p, leader]) => [p, replicaTargets(p, nodes, [leader], copies - 1)]));
+        const places = nodes ?? [...new Set(owners.values())];
+        const followers = new Map([...owners].map(([p, leader]) => [p, replicaTargets(p, places, [leader], copies - 1)]));
         record.copies = copies;
         record.followerRuns = encodeFollowerRuns(followers, slotCount);
       }
       return RoutingTable.fromRecord(record);
     }
     if (options.scheme === 'range') {
-      if (options.copies !== undefined && options.copies !== 1) {
-        throw new InvalidArgumentError('range namespaces keep one copy of each range for now: leave copies out or use a hash namespace');
-      }
       const splitBytes = options.splitBytes ?? DEFAULT_SPLIT_BYTES;
       if (!Number.isInteger(splitBytes) || splitBytes < 1024) {
         throw new InvalidArgumentError(`splitBytes must be an integer of at least 1024, not ${splitBytes}`);
@@ -165,7 +167,8 @@ export class RoutingTable {
       ) {
         throw new InvalidArgumentError(`splitOpsSustainMs must be an integer from 1000 to 3600000, not ${splitOpsSustainMs}`);
       }
-      const owners = assign([0]);
+      const owner = assign([0]).get(0)!;
+      const followers = copies > 1 ? replicaTargets(0, nodes ?? [owner], [owner], copies - 1) : [];
       return RoutingTable.fromRecord({
         name,
         scheme: 'range',
@@ -174,7 +177,8 @@ export class RoutingTable {
         splitBytes,
         ...(splitOps !== undefined ? { splitOps } : {}),
         ...(splitOpsSustainMs !== undefined ? { splitOpsSustainMs } : {}),
-        ranges: [{ id: 0, start: '', end: null, owner: owners.get(0)! }],
+        ...(copies > 1 ? { copies } : {}),
+        ranges: [rangeEntry({ id: 0, start: '', end: null }, owner, followers)],
         nextRangeId: 1,
       });
     }
@@ -196,7 +200,9 @@ export class RoutingTable {
     }
     const ranges = record.ranges ?? [];
     const map = new RangeMap(ranges.map(({ id, start, end }) => ({ id, start, end })));
-    return new RoutingTable(record, new Map(ranges.map((r) => [r.id, r.owner])), map);
+    const followers = new Map<number, readonly string[]>();
+    for (const r of ranges) if (r.followers && r.followers.length > 0) followers.set(r.id, Object.freeze([...r.followers]));
+    return new RoutingTable(record, new Map(ranges.map((r) => [r.id, r.owner])), map, followers);
   }
 
   /** Partition (and slot) of a key. */
@@ -248,7 +254,7 @@ export class RoutingTable {
   }
 
   /** Range namespaces: the range with this id. */
-  range(id: number): (Range & { owner: string }) | undefined {
+  range(id: number): RangeEntry | undefined {
     const r = this.record.ranges?.find((x) => x.id === id);
     return r;
   }
@@ -269,11 +275,16 @@ export class RoutingTable {
       const left = Object.entries(record.migrations).filter(([p]) => !changes.has(Number(p)));
       record.migrations = Object.fromEntries(left);
     }
+    return this.rebuilt(record, owners, followers);
+  }
+
+  /** `record` with the owners and followers written in this scheme's form. */
+  private rebuilt(record: RoutingRecord, owners: Map<number, string>, followers: Map<number, readonly string[]>): RoutingTable {
     if (this.scheme === 'hash') {
       record.slotRuns = encodeRuns(owners, this.record.slotCount!);
       if (this.copies > 1) record.followerRuns = encodeFollowerRuns(followers, this.record.slotCount!);
     } else {
-      record.ranges = this.record.ranges!.map((r) => ({ ...r, owner: owners.get(r.id)! }));
+      record.ranges = this.record.ranges!.map((r) => rangeEntry(r, owners.get(r.id)!, this.copies > 1 ? followers.get(r.id) : undefined));
     }
     return RoutingTable.fromRecord(record);
   }
@@ -283,7 +294,6 @@ export class RoutingTable {
    * that fell behind, a copy joining, the controller removing a dead node. Move entries are kept.
    */
   withFollowers(changes: Map<number, readonly string[]>): RoutingTable {
-    if (this.scheme !== 'hash') throw new InvalidArgumentError(`${this.name} is a range namespace; it keeps one copy`);
     const followers = new Map(this.followers);
     for (const [p, list] of changes) {
       const leader = this.owners.get(p);
@@ -293,7 +303,7 @@ export class RoutingTable {
       }
       followers.set(p, [...list]);
     }
-    return RoutingTable.fromRecord({ ...this.record, epoch: this.epoch + 1, followerRuns: encodeFollowerRuns(followers, this.record.slotCount!) });
+    return this.rebuilt({ ...this.record, epoch: this.epoch + 1 }, this.owners, followers);
   }
 
   /**
@@ -315,13 +325,12 @@ export class RoutingTable {
       const next = list.filter((n) => !dead.has(n) && n !== owners.get(p));
       if (next.length !== list.length) followers.set(p, next);
     }
-    const record: RoutingRecord = { ...this.record, epoch: this.epoch + 1, slotRuns: encodeRuns(owners, this.record.slotCount!) };
+    const record: RoutingRecord = { ...this.record, epoch: this.epoch + 1 };
     if (record.migrations) {
       const left = Object.entries(record.migrations).filter(([p, m]) => !changes.has(Number(p)) && !dead.has(m.to));
       record.migrations = Object.fromEntries(left);
     }
-    if (this.copies > 1) record.followerRuns = encodeFollowerRuns(followers, this.record.slotCount!);
-    return RoutingTable.fromRecord(record);
+    return this.rebuilt(record, owners, followers);
   }
 
   /**
@@ -331,7 +340,6 @@ export class RoutingTable {
    * or the partition is moving.
    */
   withLeadsHandedOff(changes: Map<number, string>): RoutingTable {
-    if (this.scheme !== 'hash') throw new InvalidArgumentError(`${this.name} is a range namespace; it keeps one copy`);
     const owners = new Map(this.owners);
     const followers = new Map(this.followers);
     for (const [p, to] of changes) {
@@ -343,12 +351,7 @@ export class RoutingTable {
       owners.set(p, to);
       followers.set(p, list.map((f) => (f === to ? from : f)));
     }
-    return RoutingTable.fromRecord({
-      ...this.record,
-      epoch: this.epoch + 1,
-      slotRuns: encodeRuns(owners, this.record.slotCount!),
-      followerRuns: encodeFollowerRuns(followers, this.record.slotCount!),
-    });
+    return this.rebuilt({ ...this.record, epoch: this.epoch + 1 }, owners, followers);
   }
 
   /**
@@ -392,13 +395,16 @@ export class RoutingTable {
     return next;
   }
 
-  /** Range namespaces: a new table (next epoch) with `rangeId` split at `atKey`; both halves keep the owner. */
+  /**
+   * Range namespaces: a new table (next epoch) with `rangeId` split at `atKey`; both halves keep the owner and the
+   * followers (every copy holds the keys of both: keys are stored without their range id).
+   */
   withSplit(rangeId: number, atKey: string): RoutingTable {
     if (!this.rangeMap) throw new InvalidArgumentError(`${this.name} is a hash namespace; it cannot split ranges`);
     const newId = this.record.nextRangeId ?? 1;
     const map = this.rangeMap.split(rangeId, atKey, newId);
-    const owner = this.owners.get(rangeId)!;
-    const ranges = map.ranges().map((r) => ({ ...r, owner: r.id === newId ? owner : this.owners.get(r.id)! }));
+    const at = (id: number) => (id === newId ? rangeId : id);
+    const ranges = map.ranges().map((r) => rangeEntry(r, this.owners.get(at(r.id))!, this.followers.get(at(r.id))));
     return RoutingTable.fromRecord({ ...this.record, epoch: this.epoch + 1, ranges, nextRangeId: newId + 1 });
   }
 
@@ -408,7 +414,7 @@ export class RoutingTable {
    * without their range id, so the owner already holds the merged range's data where it will look for it.
    *
    * @throws InvalidArgumentError for a hash namespace, a range that does not exist, `rightId` not immediately after
-   *   `leftId`, or two different owners (co-locate them with a move first).
+   *   `leftId`, or two different owners or sets of followers (co-locate them with a move first).
    * @throws BusyError if either range is moving: a move copies a range by its bounds, which must not change under it.
    */
   withMerge(leftId: number, rightId: number): RoutingTable {
@@ -428,6 +434,11 @@ export class RoutingTable {
         details: { leftId, rightId, leftOwner: left.owner, rightOwner: right.owner },
       });
     }
+    if ([...this.followersOf(leftId)].sort().join() !== [...this.followersOf(rightId)].sort().join()) {
+      throw new InvalidArgumentError(`${this.name}: ranges ${leftId} and ${rightId} have different followers`, {
+        details: { leftId, rightId, leftFollowers: this.followersOf(leftId), rightFollowers: this.followersOf(rightId) },
+      });
+    }
     const moving = [leftId, rightId].filter((id) => this.migrationOf(id));
     if (moving.length > 0) {
       throw new BusyError(`${this.name}: range ${moving[0]} is moving; merge it once the move has ended`, {
@@ -435,12 +446,19 @@ export class RoutingTable {
       });
     }
     const map = this.rangeMap.merge(leftId, rightId);
-    const ranges = map.ranges().map((r) => ({ ...r, owner: this.owners.get(r.id)! }));
+    const ranges = map.ranges().map((r) => rangeEntry(r, this.owners.get(r.id)!, this.followers.get(r.id)));
     return RoutingTable.fromRecord({ ...this.record, epoch: this.epoch + 1, ranges });
   }
 }
 
 const NO_FOLLOWERS: readonly string[] = Object.freeze([]);
+
+/** A range's stored form: its bounds, owner and (when it has any) followers. */
+function rangeEntry(r: Range, owner: string, followers: readonly string[] | undefined): RangeEntry {
+  const entry: RangeEntry = { id: r.id, start: r.start, end: r.end, owner };
+  if (followers && followers.length > 0) entry.followers = [...followers];
+  return entry;
+}
 
 function encodeFollowerRuns(followers: Map<number, readonly string[]>, slotCount: number): [number, number, string][] {
   const runs: [number, number, string][] = [];

@@ -64,7 +64,9 @@ export async function planMerges(
   for (const name of options.namespaces ?? ctx.catalog.names()) {
     const table = await ctx.catalog.refresh(name);
     if (!table) throw new InvalidArgumentError(`no namespace ${name}`);
-    if (table.scheme !== 'range') continue;
+    // Replicated ranges merge only where leader and followers already coincide (their leader does it): putting
+    // two replica sets together would move every copy, not one range.
+    if (table.scheme !== 'range' || table.copies > 1) continue;
     const ranges = table.rangesFor('', null);
     const stats = new Map<number, RangeStatsAnswer['ranges'][number]>();
     await Promise.all(

@@ -63,7 +63,7 @@ export function planRebalance(ctx: Pick<MoveContext, 'catalog' | 'members'>, nod
   const moves: PlannedMove[] = [];
   for (const name of ctx.catalog.names()) {
     const table = ctx.catalog.table(name);
-    if (table.copies > 1 && table.scheme === 'hash') {
+    if (table.copies > 1) {
       // Every copy is placed, not only the leader: a node's disk holds its followers' data too.
       const sets = replicaSetsOf(table);
       const copyMoves = planReplicaMoves(sets, over);

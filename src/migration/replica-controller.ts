@@ -155,7 +155,7 @@ export class ReplicaController {
       const ready = members.ready('storage').map((m) => m.id);
       for (const name of catalog.names()) {
         const table = catalog.find(name);
-        if (!table || table.copies <= 1 || table.scheme !== 'hash') continue;
+        if (!table || table.copies <= 1) continue;
         const gone = goneHolders(table, memberIds);
         if (gone.size > 0) {
           const after = await catalog.update(name, (t) => failover(t, goneHolders(t, memberIds)));
@@ -230,7 +230,7 @@ export class ReplicaController {
     const work: { namespace: string; handoffs: LeadHandoff[] }[] = [];
     for (const name of catalog.names()) {
       const table = catalog.find(name);
-      if (!table || table.copies <= 1 || table.scheme !== 'hash' || Object.keys(table.record.migrations ?? {}).length > 0) continue;
+      if (!table || table.copies <= 1 || Object.keys(table.record.migrations ?? {}).length > 0) continue;
       const partitions = table.partitions();
       // Only once every copy is there: a partition still being re-replicated has no follower to hand to yet.
       if (partitions.some((p) => 1 + table.followersOf(p).length < Math.min(table.copies, nodes.length))) continue;

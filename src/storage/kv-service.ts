@@ -248,14 +248,14 @@ export class KvService {
       throw new InvalidArgumentError(`maxStalenessMs must be a number from 0 to ${MAX_STALENESS_MS}`);
     }
     const leader = table.ownerOf(place.partition);
-    if (leader === this.nodeId || place.slot === undefined) return this.locate(table, key);
+    if (leader === this.nodeId) return this.locate(table, key);
     if (!table.followersOf(place.partition).includes(this.nodeId)) this.checkOwner(table, place.partition); // MOVED
     if (!leader || !this.replicas?.heardWithin(leader, bound)) {
       throw new UnavailableError(`${this.nodeId}'s copy of ${table.name}/${place.partition} may be more than ${bound} ms stale`, {
         details: { namespace: table.name, partition: place.partition, leader: leader ?? null },
       });
     }
-    return { namespace: table.name, partition: place.partition, slot: place.slot };
+    return place.slot === undefined ? { namespace: table.name, partition: place.partition } : { namespace: table.name, partition: place.partition, slot: place.slot };
   }
 
   private checkOwner(table: RoutingTable, partition: number): void {

@@ -127,7 +127,7 @@ export class MigrationService {
     if (!table) return true;
     if (table.scheme === 'hash') return !table.holds(partition, this.nodeId) && !this.receiving(ns, partition);
     const covering = table.rangesFor(bounds.start ?? '', bounds.end ?? null);
-    return covering.every((r) => r.owner !== this.nodeId && !this.receiving(ns, r.id));
+    return covering.every((r) => !table.holds(r.id, this.nodeId) && !this.receiving(ns, r.id));
   }
 
   async handle(method: string, raw: unknown, _connection?: Connection): Promise<unknown> {
@@ -240,7 +240,7 @@ export class MigrationService {
    * and dropped once the partition has its copies elsewhere.
    */
   private dropUnfollowed(table: RoutingTable): void {
-    if (table.scheme !== 'hash') return;
+    if (table.scheme !== 'hash') return this.dropUnfollowedRanges(table);
     const drop = this.stale.onTable(table, this.nodeId, (p) => this.receiving(table.name, p));
     if (table.copies > 1 || this.followed.has(table.name)) {
       const now = new Set(table.partitionsFollowedBy(this.nodeId));
@@ -254,6 +254,26 @@ export class MigrationService {
     }
     for (const p of drop) this.drops.add({ location: { namespace: table.name, partition: p, slot: p }, bounds: {} });
     if (drop.length > 0) this.drops.kick();
+  }
+
+  /**
+   * As {@link dropUnfollowed} for a replicated range namespace, without keeping anything: a range no longer followed
+   * here has the keys of its bounds today dropped (re-checked before each chunk). A range merged away meanwhile is
+   * left: its keys are in a range this node may hold, and a restart drops what it does not.
+   */
+  private dropUnfollowedRanges(table: RoutingTable): void {
+    if (table.copies <= 1 && !this.followed.has(table.name)) return;
+    const now = new Set(table.partitionsFollowedBy(this.nodeId));
+    const before = this.followed.get(table.name);
+    this.followed.set(table.name, now);
+    let added = false;
+    for (const id of before ?? []) {
+      const r = table.range(id);
+      if (!r || now.has(id) || table.holds(id, this.nodeId) || this.receiving(table.name, id)) continue;
+      this.drops.add({ location: { namespace: table.name, partition: id }, bounds: { start: r.start, end: r.end } });
+      added = true;
+    }
+    if (added) this.drops.kick();
   }
 
   /** Copy progress of every partition of a job this node imports; also sets the job's copy rate. */
@@ -447,7 +467,7 @@ export class MigrationService {
           ? false
           : table.scheme === 'hash'
             ? table.holds(i.partition, this.nodeId)
-            : table.rangesFor(i.bounds.start ?? '', i.bounds.end ?? null).some((r) => r.owner === this.nodeId);
+            : table.rangesFor(i.bounds.start ?? '', i.bounds.end ?? null).some((r) => table.holds(r.id, this.nodeId));
       // A partition short of copies keeps what came so far: the next attempt compares with it (stale-copies.ts).
       if (!ours && table && StaleCopies.worthKeeping(table, i.partition)) this.stale.keep(i.ns, i.partition);
       else if (!ours) await this.engine.dropPartition(i.location, i.bounds);

@@ -176,13 +176,15 @@ export class RangeMaintainer {
     const counted = mapOf(this.counted, table.name);
     const loads = mapOf(this.loads, table.name);
     const mine = new Set(table.partitionsOf(this.nodeId));
-    for (const id of [...counted.keys()]) if (!mine.has(id)) counted.delete(id);
+    // Followed ranges are counted too: a follower that takes over the lead decides splits and merges by them.
+    const held = new Set([...mine, ...table.partitionsFollowedBy(this.nodeId)]);
+    for (const id of [...counted.keys()]) if (!held.has(id)) counted.delete(id);
     for (const id of [...loads.keys()]) {
       if (mine.has(id)) continue;
       loads.delete(id);
       this.traffic.forget(table.name, id);
     }
-    for (const id of mine) {
+    for (const id of held) {
       const r = table.range(id)!;
       const sig = JSON.stringify([r.start, r.end]);
       if (counted.get(id) === sig) continue;
@@ -409,6 +411,7 @@ export class RangeMaintainer {
     if (!l || !r) return refuse(`no range ${l ? right : left}`);
     if (l.owner !== this.nodeId || r.owner !== this.nodeId) return refuse(`both ranges must be owned by ${this.nodeId}`);
     if (l.end !== r.start) return refuse(`range ${right} does not follow range ${left}`);
+    if (!sameFollowers(table, left, right)) return refuse('the ranges have different followers');
     if (table.migrationOf(left) || table.migrationOf(right) || this.receiving(name, left) || this.receiving(name, right)) {
       return refuse('a range is moving');
     }
@@ -425,7 +428,7 @@ export class RangeMaintainer {
       const unchanged = cl?.start === l.start && cl.end === l.end && cr?.start === r.start && cr.end === r.end;
       const mine = cl?.owner === this.nodeId && cr?.owner === this.nodeId;
       // withMerge refuses a moving range too; checking here turns that into "not now" rather than a failure.
-      return unchanged && mine && !current.migrationOf(left) && !current.migrationOf(right)
+      return unchanged && mine && sameFollowers(current, left, right) && !current.migrationOf(left) && !current.migrationOf(right)
         ? current.withMerge(left, right)
         : undefined;
     });
@@ -441,6 +444,11 @@ export class RangeMaintainer {
     this.log.info('merged ranges', { namespace: name, left, right, bytes, epoch: next.epoch });
     return { merged: true, epoch: next.epoch };
   }
+}
+
+/** Whether two ranges have the same followers (a merge keeps one range's copies, so both must be on the same nodes). */
+function sameFollowers(table: RoutingTable, a: number, b: number): boolean {
+  return [...table.followersOf(a)].sort().join() === [...table.followersOf(b)].sort().join();
 }
 
 function mapOf<V>(outer: Map<string, Map<number, V>>, name: string): Map<number, V> {

@@ -126,7 +126,7 @@ export class ReplicaApplier {
           });
         }
         if (!ofNs) checked.set(ns, (ofNs = new Map()));
-        ofNs.set(partition, (location = { namespace: ns, partition, slot: partition }));
+        ofNs.set(partition, (location = table.scheme === 'hash' ? { namespace: ns, partition, slot: partition } : { namespace: ns, partition }));
       }
       out.push({ location, key, deleted: deleted === 1, value: deleted === 1 ? undefined : value, version });
     }

@@ -88,7 +88,6 @@ export class Replicator implements ReplicationHook {
   }
 
   wants(location: Location): boolean {
-    if (location.slot === undefined) return false;
     const table = this.options.catalog.find(location.namespace);
     return table !== undefined && table.copies > 1 && table.ownerOf(location.partition) === this.options.nodeId;
   }

@@ -201,17 +201,17 @@ export class StorageNode {
         ns.keys += c.keys;
         ns.bytes += c.bytes;
       }
-      if (table.copies > 1 && table.scheme === 'hash') {
+      if (table.copies > 1) {
         const followed = table.partitionsFollowedBy(this.id);
         ns.followed = followed.length;
         ns.followerKeys = 0;
         ns.followerBytes = 0;
         for (const p of followed) {
-          const c = this.engine.countersFor({ namespace: name, partition: p, slot: p });
+          const c = this.engine.countersFor(table.scheme === 'hash' ? { namespace: name, partition: p, slot: p } : { namespace: name, partition: p });
           ns.followerKeys += c.keys;
           ns.followerBytes += c.bytes;
         }
-        ns.stray = this.engine.hashPartitionsWithKeys(name).filter((p) => !table.holds(p, this.id)).length;
+        if (table.scheme === 'hash') ns.stray = this.engine.hashPartitionsWithKeys(name).filter((p) => !table.holds(p, this.id)).length;
       }
       out.namespaces[name] = ns;
       out.partitions += ns.partitions;

@@ -11,6 +11,53 @@ function table(copies: number, slotCount = 64): RoutingTable {
   return RoutingTable.create('ns', { scheme: 'hash', slotCount, copies }, roundRobin);
 }
 
+describe('replicated range namespaces', () => {
+  const ranges = () => RoutingTable.create('r', { scheme: 'range', copies: 3 }, () => new Map([[0, 's1']]), nodes);
+
+  it('place the first range\'s followers over the nodes given, and survive the stored form', () => {
+    const t = ranges();
+    expect(t.copies).toBe(3);
+    expect(t.ownerOf(0)).toBe('s1');
+    expect(t.followersOf(0)).toHaveLength(2);
+    expect(t.followersOf(0)).not.toContain('s1');
+    const again = RoutingTable.fromRecord(JSON.parse(JSON.stringify(t.record)));
+    expect(again.followersOf(0)).toEqual(t.followersOf(0));
+    expect(RoutingTable.create('r', { scheme: 'range' }, () => new Map([[0, 's1']]), nodes).record.ranges![0]!.followers).toBeUndefined();
+  });
+
+  it('give both halves of a split the range\'s leader and followers; merge only ranges with the same copies', () => {
+    const t = ranges();
+    const split = t.withSplit(0, 'm');
+    const right = split.place('x').partition;
+    expect(right).not.toBe(0);
+    expect(split.ownerOf(right)).toBe('s1');
+    expect(split.followersOf(right)).toEqual(t.followersOf(0));
+    expect(split.followersOf(0)).toEqual(t.followersOf(0));
+    expect(split.withMerge(0, right).followersOf(0)).toEqual(t.followersOf(0));
+    // One range's follower replaced: they no longer merge.
+    const [f1, f2] = t.followersOf(0);
+    const other = nodes.find((n) => n !== 's1' && n !== f1 && n !== f2)!;
+    const apart = split.withFollowers(new Map([[right, [f1!, other]]]));
+    expect(() => apart.withMerge(0, right)).toThrow(/different followers/);
+  });
+
+  it('fail over, hand off and drop followers per range', () => {
+    const t = ranges().withSplit(0, 'm');
+    const right = t.place('x').partition;
+    const heir = t.followersOf(right)[0]!;
+    const failed = t.withFailover(new Set(['s1']), new Map([[0, t.followersOf(0)[0]!], [right, heir]]));
+    expect(failed.ownerOf(right)).toBe(heir);
+    expect(failed.followersOf(right)).not.toContain(heir);
+    expect(failed.partitions().every((p) => !failed.holds(p, 's1'))).toBe(true);
+    const back = failed.withCopiesJoined([right], 's1');
+    expect(back.followersOf(right)).toContain('s1');
+    const handed = back.withLeadsHandedOff(new Map([[right, 's1']]));
+    expect(handed.ownerOf(right)).toBe('s1');
+    expect(handed.followersOf(right)).toContain(heir);
+    expect(RoutingTable.fromRecord(JSON.parse(JSON.stringify(handed.record))).followersOf(right)).toEqual(handed.followersOf(right));
+  });
+});
+
 describe('replicated routing tables', () => {
   it('place copies - 1 followers per slot on distinct nodes other than the leader, and survive the stored form', () => {
     const t = table(3);
@@ -26,12 +73,12 @@ describe('replicated routing tables', () => {
     expect(again.partitionsFollowedBy('s2')).toEqual(t.partitionsFollowedBy('s2'));
   });
 
-  it('keeps one copy by default and refuses bad copy counts and replicated range namespaces', () => {
+  it('keeps one copy by default and refuses bad copy counts', () => {
     expect(table(1).followersOf(0)).toEqual([]);
     expect(table(1).record.followerRuns).toBeUndefined();
     expect(() => table(0)).toThrow(InvalidArgumentError);
     expect(() => table(8)).toThrow(InvalidArgumentError);
-    expect(() => RoutingTable.create('r', { scheme: 'range', copies: 3 }, () => new Map([[0, 's1']]))).toThrow(InvalidArgumentError);
+    expect(() => RoutingTable.create('r', { scheme: 'range', copies: 8 }, () => new Map([[0, 's1']]), nodes)).toThrow(InvalidArgumentError);
   });
 
   it('withFollowers bumps the epoch, keeps moves, and refuses the leader or duplicates as followers', () => {

@@ -163,7 +163,7 @@ export function registerKvCommands(program: Command): void {
     .option('--dir <dir>', 'cluster directory', DEFAULT_CLUSTER_DIR)
     .option('--scheme <scheme>', 'hash (slots) or range (ordered key ranges)', 'hash')
     .option('--split-bytes <n>', 'range: split a range past this size', parseCount('--split-bytes', 1024, Number.MAX_SAFE_INTEGER))
-    .option('--copies <n>', 'hash: copies of each partition on distinct storage nodes (writes need a majority)', parseCount('--copies', 1, 7))
+    .option('--copies <n>', 'copies of each partition (slot or range) on distinct storage nodes; writes need a majority (default: 3 with 3+ storage nodes, else 1)', parseCount('--copies', 1, 7))
     .action(async (name: string, opts: { dir: string; scheme: string; splitBytes?: number; copies?: number }) => {
       if (opts.scheme !== 'hash' && opts.scheme !== 'range') {
         throw new InvalidArgumentError(`--scheme must be hash or range, not ${JSON.stringify(opts.scheme)}`);
