@@ -22,6 +22,8 @@ import { copyFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { connect, openCoordinator, type ShardflowClient } from '../src/client/index.js';
 import { ClusterDir } from '../src/config/cluster-dir.js';
+import { connect as wireConnect, splitAddress } from '../src/wire/index.js';
+import type { StorageStats } from '../src/storage/storage-node.js';
 import { restartLocalNode } from '../src/cluster/local-cluster.js';
 import { isAlive } from '../src/cluster/spawn.js';
 import { leader } from '../src/coordination/index.js';
@@ -363,7 +365,7 @@ async function main(options: ReplicationOptions): Promise<void> {
           `${formatMs(k.deathSeenMs)}, new leaders ${formatMs(k.tableMs)}, failover ${formatMs(k.failoverMs)}, followed partitions ` +
           `${formatMs(k.followedMs)} (slowest ${formatMs(k.followedMaxMs)}, ${k.followedSlow} of ${k.followedWrites} ≥ 100 ms), ` +
           `${k.failedWrites} failed writes; restart ` +
-          `${formatMs(k.restartMs)}, re-replication ${formatMs(k.healMs)}`,
+          `${formatMs(k.restartMs)}, re-replication ${formatMs(k.healMs)} (kept ${k.imported?.keptKeys ?? '?'}, copied ${k.imported?.copiedKeys ?? '?'})`,
       );
     }
   } finally {
@@ -454,6 +456,7 @@ async function main(options: ReplicationOptions): Promise<void> {
     restartMs = ready - t0;
     await tableWhen(client, ns, fullyReplicated(3), options.healTimeout * 1000, `${ns} re-replicated after kill ${n}`);
     healMs = performance.now() - ready;
+    const imported = await importedBy(victim);
     const since = (t: number | undefined) => (t === undefined ? undefined : t - probe.killAt);
     return {
       n,
@@ -472,9 +475,23 @@ async function main(options: ReplicationOptions): Promise<void> {
       failedWrites: probe.failed,
       restartMs,
       healMs,
+      imported,
       copyingToDead,
       copyingToDeadMs: since(copyingAt),
     };
+  }
+
+  /** The `imported` counters of a storage node (copies into it since it started). */
+  async function importedBy(id: string): Promise<StorageStats['imported']> {
+    const member = client.members.get(id);
+    if (!member) return undefined;
+    const [host, port] = splitAddress(member.address);
+    const conn = await wireConnect({ host, port, secret: await new ClusterDir(cluster.dir).readSecret() });
+    try {
+      return ((await conn.call('node.stats', null)) as StorageStats).imported;
+    } finally {
+      conn.close();
+    }
   }
 
   // ---- Report

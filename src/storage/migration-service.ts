@@ -181,6 +181,9 @@ export class MigrationService {
       }
       case 'mig.export.changes': {
         const e = this.exportOf(task);
+        // The target asks for changes once it has the snapshot's part (copied or compared): let the snapshot go, so
+        // LMDB can reuse pages and a batch of many partitions does not hold a reader slot for each (maxreaders).
+        e.snapshot.release();
         const afterSeq = typeof p.afterSeq === 'number' ? p.afterSeq : 0;
         const changes = e.log.read(afterSeq, PAGE);
         e.log.release(afterSeq);
