@@ -177,7 +177,7 @@ export async function moveBatch(ctx: MoveContext, batch: MoveBatch, options: Mov
         const bytesPerKey = size.keys ? (size.bytes ?? 0) / size.keys : 0;
         const r = await dst.call<{ copied: number }>(
           'mig.import',
-          { job, ns: namespace, partition, source: source.address, bytesPerKey, bytesPerSec: options.bytesPerSec?.() },
+          { job, ns: namespace, partition, source: source.address, bytes: size.bytes ?? 0, bytesPerKey, bytesPerSec: options.bytesPerSec?.() },
           opts,
         );
         n += r.copied;

@@ -11,7 +11,8 @@
  *           mig.export.fence  { job, partition }              hold the partition's requests -> { lastSeq }
  *           mig.export.end    { job, partition }              stop capturing, release held requests
  *   target  mig.import        { job, ns, partition, source,   pull snapshot and changes from the source -> { lastSeq }
- *                               bytesPerKey?, bytesPerSec? }
+ *                               bytes?, bytesPerKey?,         (bytes: the partition's size at the source)
+ *                               bytesPerSec? }
  *           mig.import.progress{ job, bytesPerSec? }          -> { copiedKeys, copiedBytes } of the job; sets its rate
  *           mig.import.catchup{ job, partition, untilSeq }    pull changes up to untilSeq
  *           mig.import.abort  { job, partition }              drop what was copied
@@ -427,9 +428,10 @@ export class MigrationService {
     const { location, bounds } = this.place(table, partition);
     const peer = this.sourcePeer(p.source, host, port);
     const bytesPerKey = typeof p.bytesPerKey === 'number' && p.bytesPerKey >= 0 ? p.bytesPerKey : 0;
+    const sourceBytes = typeof p.bytes === 'number' && p.bytes >= 0 ? p.bytes : undefined;
     const i: Import = {
       job, ns: table.name, partition, location, bounds, peer, lastSeq: 0, copiedKeys: 0, keptKeys: 0, fetchedKeys: 0, deletedKeys: 0,
-      bytesPerKey, bucket: undefined, rate: undefined,
+      sourceBytes, bytesPerKey, bucket: undefined, rate: undefined,
     };
     setRate(i, typeof p.bytesPerSec === 'number' ? p.bytesPerSec : undefined);
     this.imports.set(task, i);

