@@ -21,6 +21,8 @@ export interface PendingDrop {
 export class DeferredDrops {
   private readonly queue: PendingDrop[] = [];
   private running = false;
+  /** The chunk being deleted, if any. */
+  private chunk: Promise<unknown> | undefined;
 
   constructor(
     private readonly engine: StorageEngine,
@@ -34,6 +36,11 @@ export class DeferredDrops {
   add(drop: PendingDrop): void {
     this.queue.push(drop);
     this.kick();
+  }
+
+  /** Resolves once no chunk is being deleted (the next one re-checks that its partition is still not ours). */
+  async quiet(): Promise<void> {
+    while (this.chunk) await this.chunk.catch(() => undefined);
   }
 
   /** Tries again (call when an export ends). */
@@ -53,7 +60,9 @@ export class DeferredDrops {
       for (;;) {
         if (this.busy()) return; // resume later, from this drop
         if (!this.stillForeign(d)) break;
-        const n = await this.engine.dropKeys(d.location, d.bounds, CHUNK);
+        const deleting = this.engine.dropKeys(d.location, d.bounds, CHUNK);
+        this.chunk = deleting;
+        const n = await deleting.finally(() => (this.chunk = undefined));
         dropped += n;
         if (n < CHUNK) break;
         await new Promise((r) => setImmediate(r));

@@ -374,13 +374,20 @@ export class StorageEngine {
    * As {@link scanRaw}, but each entry's digest — `[key, version, stored size, valueHash]` — instead of its value: what
    * a copy compares to learn which of its entries it already has (partition-import.ts).
    */
-  digest(location: Location, options: ScanOptions): EntryDigest[] {
+  digest(location: Location, options: ScanOptions & { maxBytes?: number }): EntryDigest[] {
     const out: EntryDigest[] = [];
+    let bytes = 0;
     for (const { key, value, version } of this.range(this.rawData, location, options)) {
       out.push([key, version, value.length, valueHash(value)]);
-      if (out.length >= options.limit) break;
+      bytes += value.length;
+      if (out.length >= options.limit || (options.maxBytes !== undefined && bytes >= options.maxBytes)) break;
     }
     return out;
+  }
+
+  /** The digests of some keys' entries as they are now (see {@link digest}); absent keys are left out. */
+  digestOf(location: Location, keys: string[]): EntryDigest[] {
+    return this.getRaw(location, keys).map((e): EntryDigest => [e.key, e.version, e.raw.length, valueHash(e.raw)]);
   }
 
   /** Some keys' entries in their stored form, as a snapshot (or now) has them; absent keys are left out. */

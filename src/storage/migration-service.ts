@@ -36,7 +36,7 @@ import { StaleCopies } from './stale-copies.js';
 import { MemoryChangeLog, type Change } from './change-log.js';
 import type { Location, RawEntry, ReadSnapshot, StorageEngine, StoredEntry } from './engine.js';
 import type { KvService } from './kv-service.js';
-import { DIGEST_PAGE, PAGE, PAGE_BYTES, importSnapshot, setRate, type Import } from './partition-import.js';
+import { DIGEST_BYTES, DIGEST_PAGE, PAGE, PAGE_BYTES, checkLive, importSnapshot, setRate, type Import } from './partition-import.js';
 
 /** Longest a partition's requests are held waiting for a cutover before the source aborts the move. */
 const FENCE_LIMIT_MS = 10_000;
@@ -169,8 +169,9 @@ export class MigrationService {
         const e = this.exportOf(task);
         const after = typeof p.after === 'string' ? p.after : undefined;
         const limit = typeof p.limit === 'number' && Number.isInteger(p.limit) && p.limit >= 1 && p.limit <= DIGEST_PAGE ? p.limit : DIGEST_PAGE;
-        const entries = this.engine.digest(e.location, { ...e.bounds, after, limit, snapshot: e.snapshot });
-        return { entries, done: entries.length < limit };
+        const entries = this.engine.digest(e.location, { ...e.bounds, after, limit, snapshot: e.snapshot, maxBytes: DIGEST_BYTES });
+        // A page also stops at DIGEST_BYTES hashed: then it is not known to be the last.
+        return { entries, done: entries.length < limit && entries.reduce((n, d) => n + d[2], 0) < DIGEST_BYTES };
       }
       case 'mig.export.get': {
         const e = this.exportOf(task);
@@ -431,10 +432,13 @@ export class MigrationService {
     const sourceBytes = typeof p.bytes === 'number' && p.bytes >= 0 ? p.bytes : undefined;
     const i: Import = {
       job, ns: table.name, partition, location, bounds, peer, lastSeq: 0, copiedKeys: 0, keptKeys: 0, fetchedKeys: 0, deletedKeys: 0,
-      sourceBytes, bytesPerKey, bucket: undefined, rate: undefined,
+      cancelled: false, sourceBytes, bytesPerKey, bucket: undefined, rate: undefined,
     };
     setRate(i, typeof p.bytesPerSec === 'number' ? p.bytesPerSec : undefined);
     this.imports.set(task, i);
+    // A drop of this partition's old data may be deleting a chunk right now (it re-checks `receiving` before the
+    // next one): let it finish before this import looks at what is here.
+    await this.drops.quiet();
     const copied = await importSnapshot(this.engine, i);
     if (i.keptKeys + i.fetchedKeys + i.deletedKeys > 0) {
       this.log.info('compared the copy with the entries kept here', { ns: i.ns, partition, kept: i.keptKeys, fetched: i.fetchedKeys, deleted: i.deletedKeys });
@@ -453,6 +457,7 @@ export class MigrationService {
         partition: i.partition,
         afterSeq: i.lastSeq,
       });
+      checkLive(i);
       await this.engine.importEntries(i.location, r.changes);
       if (r.changes.length > 0) i.lastSeq = r.changes[r.changes.length - 1]!.seq;
       if (r.changes.length === 0 || i.lastSeq >= untilSeq) return;
@@ -462,8 +467,9 @@ export class MigrationService {
   private async abortImport(task: string): Promise<unknown> {
     const i = this.imports.get(task);
     this.imports.delete(task);
-    if (i) this.releasePeer(i.peer);
     if (i) {
+      i.cancelled = true; // its loop, if still running, writes nothing more
+      this.releasePeer(i.peer);
       const table = await this.catalog.refresh(i.ns);
       // Drop the copy only if no part of its keys is ours now. For a range this asks about the ranges covering its
       // bounds today, not its id: a range merged away since would leave the id unowned while its keys are ours.
@@ -474,8 +480,9 @@ export class MigrationService {
             ? table.holds(i.partition, this.nodeId)
             : table.rangesFor(i.bounds.start ?? '', i.bounds.end ?? null).some((r) => table.holds(r.id, this.nodeId));
       // A partition short of copies keeps what came so far: the next attempt compares with it (stale-copies.ts).
+      // Otherwise the data goes in the background, re-checked before each chunk: a new attempt may begin meanwhile.
       if (!ours && table && StaleCopies.worthKeeping(table, i.partition)) this.stale.keep(i.ns, i.partition);
-      else if (!ours) await this.engine.dropPartition(i.location, i.bounds);
+      else if (!ours) this.drops.add({ location: i.location, bounds: i.bounds });
     }
     return { aborted: i !== undefined };
   }

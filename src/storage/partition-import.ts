@@ -9,7 +9,7 @@
  * size, hash of the stored bytes), fetches only the entries it lacks or holds otherwise, and deletes those the source
  * does not have. What it keeps is then byte for byte what the snapshot holds, as after a full copy.
  */
-import { InvalidArgumentError } from '../errors/index.js';
+import { InvalidArgumentError, UnavailableError } from '../errors/index.js';
 import { TokenBucket } from '../autoscale/index.js';
 import type { Peer } from '../wire/index.js';
 import type { EntryDigest, Location, RawEntry, StorageEngine, StoredEntry } from './engine.js';
@@ -18,8 +18,9 @@ import type { EntryDigest, Location, RawEntry, StorageEngine, StoredEntry } from
 export const PAGE = 1000;
 /** Most value bytes per copied page: a page is read, sent and written in one go on each node's event loop. */
 export const PAGE_BYTES = 256 * 1024;
-/** Most digests per page of a compare. */
+/** Most digests per page of a compare, and most stored bytes hashed for one (hashing runs on the event loop). */
 export const DIGEST_PAGE = 2000;
+export const DIGEST_BYTES = 1024 * 1024;
 
 /** One partition coming in. */
 export interface Import {
@@ -36,6 +37,8 @@ export interface Import {
   keptKeys: number;
   fetchedKeys: number;
   deletedKeys: number;
+  /** Set when the import is aborted: a loop still running must write nothing more (a new import may have begun). */
+  cancelled: boolean;
   /** The partition's size at the source (stored bytes), if the driver said. */
   sourceBytes: number | undefined;
   bytesPerKey: number;
@@ -60,6 +63,7 @@ export async function importSnapshot(engine: StorageEngine, i: Import): Promise<
       limit: pageKeys(i),
       raw: true,
     });
+    checkLive(i);
     await writePage(engine, i.location, page.entries);
     i.copiedKeys += page.entries.length;
     await throttle(i, page.entries.length);
@@ -78,17 +82,20 @@ async function compareAndFetch(engine: StorageEngine, i: Import): Promise<number
       after,
       limit: DIGEST_PAGE,
     });
+    checkLive(i);
     const theirs = page.entries;
     const done = page.done || theirs.length === 0;
-    // Ours in the same span of keys: (after, their last], or to the end of the partition with their last page.
-    const end = done ? i.bounds.end : theirs[theirs.length - 1]![0] + '\u0000';
+    // Ours in the same span of keys: (after, their last] — (after, last) by the store's own order, and `last` by
+    // itself — or to the end of the partition with their last page.
+    const last = done ? undefined : theirs[theirs.length - 1]![0];
     const ours = new Map<string, EntryDigest>();
     for (let from = after; ; ) {
-      const got = engine.digest(i.location, { start: i.bounds.start, end, after: from, limit: DIGEST_PAGE });
+      const got = engine.digest(i.location, { start: i.bounds.start, end: last ?? i.bounds.end, after: from, limit: DIGEST_PAGE, maxBytes: DIGEST_BYTES });
       for (const d of got) ours.set(d[0], d);
-      if (got.length < DIGEST_PAGE) break;
+      if (got.length < DIGEST_PAGE && got.reduce((n, d) => n + d[2], 0) < DIGEST_BYTES) break;
       from = got[got.length - 1]![0];
     }
+    if (last !== undefined) for (const d of engine.digestOf(i.location, [last])) ours.set(d[0], d);
     const fetch: EntryDigest[] = [];
     for (const d of theirs) {
       const mine = ours.get(d[0]);
@@ -104,11 +111,13 @@ async function compareAndFetch(engine: StorageEngine, i: Import): Promise<number
         bytes += fetch[k]![2];
       }
       const got = await i.peer.call<{ entries: RawEntry[] }>('mig.export.get', { job: i.job, partition: i.partition, keys });
+      checkLive(i);
       await writePage(engine, i.location, got.entries);
       i.fetchedKeys += got.entries.length;
       await throttle(i, got.entries.length);
     }
     if (ours.size > 0) {
+      checkLive(i);
       await engine.importEntries(i.location, [...ours.keys()].map((key) => ({ key, deleted: true, version: 0 })));
       i.deletedKeys += ours.size;
     }
@@ -116,6 +125,11 @@ async function compareAndFetch(engine: StorageEngine, i: Import): Promise<number
     if (done) return i.copiedKeys;
     after = theirs[theirs.length - 1]![0];
   }
+}
+
+/** @throws UnavailableError once the import was aborted. */
+export function checkLive(i: Import): void {
+  if (i.cancelled) throw new UnavailableError(`the import of ${i.ns}/${i.partition} under job ${i.job} was aborted`);
 }
 
 /** Writes a copied page: stored bytes as they are (a source that sends decoded values is older; those are encoded here). */

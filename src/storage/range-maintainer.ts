@@ -110,6 +110,13 @@ export interface RangeMaintainerOptions {
   receiving?: (namespace: string, partition: number) => boolean;
   /** The clock (ms); tests may pass their own. */
   now?: () => number;
+  /**
+   * Replicated ranges: holds the requests of `ranges`, commits what was accepted before and waits until `followers`
+   * have applied it, resolving with the release — so that no write routed to a range merged away is committed, or
+   * reaches a follower, after the merge (a follower no longer knows that range id). Without it replicated ranges
+   * are not merged.
+   */
+  hold?: (namespace: string, ranges: number[], followers: readonly string[]) => Promise<() => void>;
 }
 
 type Bounds = { start: string; end: string | null };
@@ -137,6 +144,7 @@ export class RangeMaintainer {
   private readonly counted = new Map<string, Map<number, string>>();
   private readonly now: () => number;
   private readonly receiving: (namespace: string, partition: number) => boolean;
+  private readonly hold: RangeMaintainerOptions['hold'];
 
   constructor(
     private readonly nodeId: string,
@@ -148,6 +156,7 @@ export class RangeMaintainer {
     this.traffic = options.traffic ?? new RangeTraffic();
     this.now = options.now ?? Date.now;
     this.receiving = options.receiving ?? (() => false);
+    this.hold = options.hold;
   }
 
   /** Checks every `intervalMs` (see {@link RangeMaintainer.checkAll}); the timer does not keep the process alive. */
@@ -415,6 +424,31 @@ export class RangeMaintainer {
     if (table.migrationOf(left) || table.migrationOf(right) || this.receiving(name, left) || this.receiving(name, right)) {
       return refuse('a range is moving');
     }
+    if (table.copies <= 1) return this.merge(name, table, left, right, limitBytes, refuse);
+    if (!this.hold) return refuse('replicated ranges merge only with their requests held');
+    let release: () => void;
+    try {
+      release = await this.hold(name, [left, right], table.followersOf(left));
+    } catch (err) {
+      return refuse(`the followers did not confirm every write: ${String(err)}`);
+    }
+    try {
+      return await this.merge(name, table, left, right, limitBytes, refuse);
+    } finally {
+      release(); // after the catalog holds the outcome: held requests then go to the merged range
+    }
+  }
+
+  private async merge(
+    name: string,
+    table: RoutingTable,
+    left: number,
+    right: number,
+    limitBytes: number,
+    refuse: (reason: string) => { merged: boolean; epoch: number; reason?: string },
+  ): Promise<{ merged: boolean; epoch: number; reason?: string }> {
+    const l = table.range(left)!;
+    const r = table.range(right)!;
     // Writes routed before the last table change may still be committing under their old range id: let them land,
     // then count both ranges from disk, so the decision and the merged range's counters are exact.
     await this.engine.settle();

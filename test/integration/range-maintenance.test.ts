@@ -19,7 +19,7 @@ import { compareKeys } from '../../src/partitioning/index.js';
 import { Catalog, type RoutingTable } from '../../src/keyspace/index.js';
 import { EmbeddedCoordinatorServer, createCoordinator } from '../../src/coordination/index.js';
 import { StorageEngine } from '../../src/storage/engine.js';
-import { RangeMaintainer } from '../../src/storage/range-maintainer.js';
+import { RangeMaintainer, type RangeMaintainerOptions } from '../../src/storage/range-maintainer.js';
 import { createLogger } from '../../src/util/logger.js';
 
 let cluster: TestCluster;
@@ -81,7 +81,8 @@ describe('range maintainer (in process, test clock)', () => {
   });
 
   /** One node 'n1' with a real engine and catalog, and a maintainer on a clock the test sets. */
-  async function node(options: { splitOps?: number } = {}) {
+  async function node(options: { splitOps?: number; copies?: number; hold?: RangeMaintainerOptions['hold'] } = {}) {
+    const { hold, ...nsOptions } = options;
     const secret = randomBytes(32);
     const server = new EmbeddedCoordinatorServer({ secret });
     const { port } = await server.listen(0);
@@ -99,9 +100,11 @@ describe('range maintainer (in process, test clock)', () => {
     const maintainer = new RangeMaintainer('n1', engine, catalog, createLogger('test'), {
       now: () => clock.now,
       receiving: (_ns, p) => arriving.has(p),
+      hold,
     });
     catalog.onChange((t, name) => maintainer.onTable(t, name));
-    await catalog.create('r', { scheme: 'range', splitBytes: 1024, splitOpsSustainMs: 1000, ...options }, (ps) => new Map(ps.map((p) => [p, 'n1'])));
+    const nodes = ['n1', 'n2', 'n3'];
+    await catalog.create('r', { scheme: 'range', splitBytes: 1024, splitOpsSustainMs: 1000, ...nsOptions }, (ps) => new Map(ps.map((p) => [p, 'n1'])), nodes);
     /** Puts keys where the kv service would: under the range that holds them now. */
     const put = async (keys: string[], value: unknown) => {
       const t = catalog.table('r');
@@ -134,6 +137,33 @@ describe('range maintainer (in process, test clock)', () => {
     expect(engine.countersFor({ namespace: 'r', partition: 0 }).keys).toBe(5);
     await put(['z'], 2); // writes after the merge count under the merged range
     expect(engine.countersFor({ namespace: 'r', partition: 0 }).keys).toBe(6);
+  });
+
+  it('merges replicated ranges with both held until the merged table is in; not when the followers do not confirm', async () => {
+    const holds: { ranges: number[]; followers: string[]; partitionsAtRelease?: number }[] = [];
+    let confirm = false;
+    const { catalog, put, pass } = await node({
+      copies: 3,
+      hold: async (_ns, ranges, followers) => {
+        const h: (typeof holds)[number] = { ranges, followers: [...followers] };
+        holds.push(h);
+        if (!confirm) throw new Error('a follower failed');
+        return () => void (h.partitionsAtRelease = catalog.table('r').partitions().length);
+      },
+    });
+    await catalog.update('r', (t) => t.withSplit(0, 'm'));
+    const followers = [...catalog.table('r').followersOf(0)].sort();
+    expect(followers).toEqual(['n2', 'n3']);
+    await put(['a', 'x'], 1);
+    await pass(0);
+    expect((await pass(2000)).partitions()).toEqual([0, 1]); // held, but the followers did not confirm: no merge
+    expect(holds.map((h) => [h.ranges, h.followers.sort()])).toEqual([[[0, 1], followers]]);
+    confirm = true;
+    const merged = await pass(3000);
+    expect(merged.partitions()).toEqual([0]);
+    expect(merged.followersOf(0).slice().sort()).toEqual(followers);
+    expect(holds).toHaveLength(2);
+    expect(holds[1]!.partitionsAtRelease).toBe(1); // released only once the catalog had the merged table
   });
 
   it('splits a hot range at the median of its sampled requests, after the sustain window only', async () => {
