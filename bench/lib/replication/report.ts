@@ -335,12 +335,14 @@ export function observations(r: Report): string[] {
   const copied = median(kills.map((k) => k.imported?.copiedKeys ?? 0));
   out.push(
     `A restarted node comes back out of every follower list (failover took it out), but with its data: the partitions ` +
-      `are short of copies, so it keeps them, and the controller copies all ${o.slots} partitions to it again by ` +
-      `comparison — digests of the leader's snapshot against what it kept, fetching only what changed while it was ` +
-      `down (median per restart: ${Math.round(kept).toLocaleString('en-US')} entries kept, ` +
-      `${Math.round(copied).toLocaleString('en-US')} fetched, of about ${mb.toFixed(1)} MB of values). Re-replication ` +
-      `took a median ${formatMs(r.summary.heal.p50)}: with this little data, mostly the round trips of ${o.slots} ` +
-      'partition copies (begin, digests, fetch, change log, hold, cutover), 512 to a job, 2 jobs at a time.',
+      `are short of copies, so it keeps them, and the controller copies all ${o.slots} partitions to it again. A ` +
+      'partition bigger than a copy page (256 KiB) is compared — digests of the leader\'s snapshot against what the ' +
+      'node kept, fetching only what changed — and a smaller one is copied whole, one call where a compare takes two ' +
+      `(median per restart: ${Math.round(kept).toLocaleString('en-US')} entries kept, ` +
+      `${Math.round(copied).toLocaleString('en-US')} copied or fetched, of about ${mb.toFixed(1)} MB of values in ` +
+      `${o.slots} partitions). Re-replication took a median ${formatMs(r.summary.heal.p50)}: with this little data, ` +
+      'mostly the round trips of the partition copies (begin, snapshot, change log, hold, cutover), 512 to a job, 2 ' +
+      'jobs at a time.',
   );
   const one = r.cells.find((c) => c.copies === 1);
   const three = r.cells.find((c) => c.copies === 3 && c.concurrency === one?.concurrency);
@@ -438,8 +440,9 @@ export function docsSection(r: Report): string {
     '- Membership leases last 1 s, so the node is missed about 1 s after the kill; the controller (which looks every ' +
       '200 ms) then gives its partitions to an in-sync follower with one compare-and-set, which the client sees through ' +
       'its watch. The restarted node gets its copies back as the controller copies every partition to it again ' +
-      '(snapshot and change log, 512 partitions per job, 2 jobs at a time); it kept its data, so each copy compares ' +
-      'digests and fetches only the entries written while it was away.',
+      '(snapshot and change log, 512 partitions per job, 2 jobs at a time); it kept its data, so a copy of a partition ' +
+      'bigger than a copy page (256 KiB) compares digests and fetches only the entries written while it was away, and ' +
+      'a smaller one comes whole in one call.',
     `- At the end the writer stops and every key is read back: a key must hold its last acknowledged value (or a later ` +
       'one whose write failed, outcome unknown).',
     '',
