@@ -81,15 +81,31 @@ export class LeadHandoffService {
     };
     held.timer.unref();
     this.held.set(job, held);
-    for (const partition of held.partitions) this.kv.fence(ns, partition);
     try {
-      await this.engine.settle(); // writes taken before the hold have committed, so their changes are on the streams
-      await this.replicator.barrier([...followers]);
+      await this.hold(ns, held.partitions, [...followers]); // released by `end`, once the outcome is known
     } catch (err) {
       await this.end(job);
       throw new UnavailableError(`the followers of ${ns} did not confirm every write; the lead stays here`, { cause: err });
     }
     return { ok: true };
+  }
+
+  /**
+   * Holds the requests of `partitions`, commits what was accepted before and waits until `followers` have applied
+   * it; resolves with the release (on failure, releases and throws). The moment a lead handoff needs, and a merge of
+   * replicated ranges (range-maintainer.ts): after it, no write to those partitions is committed or in flight.
+   */
+  async hold(ns: string, partitions: number[], followers: readonly string[]): Promise<() => void> {
+    for (const p of partitions) this.kv.fence(ns, p);
+    const release = () => partitions.forEach((p) => this.kv.unfence(ns, p));
+    try {
+      await this.engine.settle(); // writes taken before the hold have committed, so their changes are on the streams
+      if (followers.length > 0) await this.replicator.barrier(followers);
+    } catch (err) {
+      release();
+      throw err;
+    }
+    return release;
   }
 
   private async end(job: string): Promise<{ ended: boolean }> {

@@ -245,7 +245,6 @@ export class MigrationService {
    * and dropped once the partition has its copies elsewhere.
    */
   private dropUnfollowed(table: RoutingTable): void {
-    if (table.scheme !== 'hash') return this.dropUnfollowedRanges(table);
     const drop = this.stale.onTable(table, this.nodeId, (p) => this.receiving(table.name, p));
     if (table.copies > 1 || this.followed.has(table.name)) {
       const now = new Set(table.partitionsFollowedBy(this.nodeId));
@@ -257,28 +256,17 @@ export class MigrationService {
         else drop.push(p);
       }
     }
-    for (const p of drop) this.drops.add({ location: { namespace: table.name, partition: p, slot: p }, bounds: {} });
-    if (drop.length > 0) this.drops.kick();
-  }
-
-  /**
-   * As {@link dropUnfollowed} for a replicated range namespace, without keeping anything: a range no longer followed
-   * here has the keys of its bounds today dropped (re-checked before each chunk). A range merged away meanwhile is
-   * left: its keys are in a range this node may hold, and a restart drops what it does not.
-   */
-  private dropUnfollowedRanges(table: RoutingTable): void {
-    if (table.copies <= 1 && !this.followed.has(table.name)) return;
-    const now = new Set(table.partitionsFollowedBy(this.nodeId));
-    const before = this.followed.get(table.name);
-    this.followed.set(table.name, now);
-    let added = false;
-    for (const id of before ?? []) {
-      const r = table.range(id);
-      if (!r || now.has(id) || table.holds(id, this.nodeId) || this.receiving(table.name, id)) continue;
-      this.drops.add({ location: { namespace: table.name, partition: id }, bounds: { start: r.start, end: r.end } });
-      added = true;
+    for (const p of drop) {
+      if (table.scheme === 'hash') {
+        this.drops.add({ location: { namespace: table.name, partition: p, slot: p }, bounds: {} });
+        continue;
+      }
+      // A range goes by its bounds today; one merged away meanwhile is left (its keys are in a range this node may
+      // hold; a restart drops what it does not).
+      const r = table.range(p);
+      if (r) this.drops.add({ location: { namespace: table.name, partition: p }, bounds: { start: r.start, end: r.end } });
     }
-    if (added) this.drops.kick();
+    if (drop.length > 0) this.drops.kick();
   }
 
   /** Copy progress of every partition of a job this node imports; also sets the job's copy rate. */

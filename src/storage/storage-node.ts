@@ -138,18 +138,7 @@ export class StorageNode {
     const maintainer = new RangeMaintainer(options.id, engine, catalog, log, {
       traffic,
       receiving: (ns, partition) => migrations.receiving(ns, partition),
-      hold: async (ns, ranges, followers) => {
-        for (const r of ranges) kv.fence(ns, r);
-        const release = () => ranges.forEach((r) => kv.unfence(ns, r));
-        try {
-          await engine.settle(); // writes taken before the hold have committed, so their changes are on the streams
-          if (followers.length > 0) await replicator.barrier([...followers]);
-        } catch (err) {
-          release();
-          throw err;
-        }
-        return release;
-      },
+      hold: (ns, ranges, followers) => handoffs.hold(ns, ranges, followers),
     });
     for (const name of catalog.names()) maintainer.onTable(catalog.table(name));
     catalog.onChange((table, name) => maintainer.onTable(table, name));
