@@ -141,7 +141,10 @@ export async function rebalanceLocal(dirPath: string, out: RebalanceOutput = {})
     const say = out.write ?? ((line: string) => process.stdout.write(line + '\n'));
     if (!out.json) {
       say(`merge: ${merges.length} pair${merges.length === 1 ? '' : 's'} of small neighbouring ranges on different nodes`);
-      for (const m of merges) say(`  ${m.namespace}: ranges ${m.left}+${m.right}, move ${m.partition} ${m.from} -> ${m.to}`);
+      for (const m of merges) {
+        const steps = m.steps?.map((s) => `${s.role === 'lead' ? 'lead' : `${s.role} copy`} ${s.from} -> ${s.to}`).join(', ');
+        say(`  ${m.namespace}: ranges ${m.left}+${m.right}, move ${m.partition} ${steps ?? `${m.from} -> ${m.to}`}`);
+      }
     }
     if (out.dryRun) return report;
     const results = await runMerges(s.driver.context, merges, { concurrency: out.concurrency });

@@ -5,14 +5,24 @@
  * the smaller range to its neighbour's owner — as an ordinary {@link PlannedMove}, so a rebalance can run it with the
  * others. {@link runMerges} carries the moves out with {@link movePartition} (the same machinery as any move) and
  * then asks the new owner to merge, which it does only once it sees both ranges as its own and neither moving.
+ *
+ * Replicated ranges merge only where leader and followers coincide: the smaller range's copies are first put where
+ * its neighbour's are ({@link alignReplicas}: a copy moves from each node the neighbour does not use to one it uses,
+ * then the lead is handed over if the leaders still differ), and the common leader merges them with both ranges'
+ * requests held.
  */
-import { chooseMerges, type RangeLoad } from '../partitioning/index.js';
+import { alignReplicas, chooseMerges, type AlignmentStep, type RangeLoad } from '../partitioning/index.js';
 import { InvalidArgumentError } from '../errors/index.js';
+import type { RoutingTable } from '../keyspace/index.js';
 import { createLogger } from '../util/logger.js';
-import { movePartition, type MoveContext, type MoveOptions, type MoveResult } from './mover.js';
+import { handOffLeads } from './lead-handoff.js';
+import { moveBatch, movePartition, type MoveContext, type MoveOptions, type MoveResult } from './mover.js';
 import type { PlannedMove } from './rebalance.js';
 
-/** A co-locating move: range `partition` goes to `to`, which owns its neighbour; then `left` and `right` merge. */
+/**
+ * A co-locating move: range `partition` goes to `to`, which owns its neighbour; then `left` and `right` merge. For a
+ * replicated range, `to` is the neighbour's leader and `steps` put every copy where the neighbour's are.
+ */
 export interface PlannedMerge extends PlannedMove {
   from: string;
   /** The ranges to merge, in key order; one of them is `partition`. The merged range keeps `left`'s id. */
@@ -20,6 +30,8 @@ export interface PlannedMerge extends PlannedMove {
   right: number;
   /** Bytes of both ranges together when planned. */
   bytes: number;
+  /** Replicated ranges: the copy moves and lead handoff that give `partition` its neighbour's leader and followers. */
+  steps?: AlignmentStep[];
 }
 
 /** What became of one {@link PlannedMerge}. */
@@ -28,6 +40,8 @@ export interface MergeResult {
   left: number;
   right: number;
   move: MoveResult;
+  /** Every step run to co-locate them, in order (one move for a range with one copy); `move` is the first. */
+  moves: MoveResult[];
   /** Whether the new owner merged the two (false: it refused, `reason` says why; its own pass may merge them later). */
   merged: boolean;
   reason?: string;
@@ -64,10 +78,14 @@ export async function planMerges(
   for (const name of options.namespaces ?? ctx.catalog.names()) {
     const table = await ctx.catalog.refresh(name);
     if (!table) throw new InvalidArgumentError(`no namespace ${name}`);
-    // Replicated ranges merge only where leader and followers already coincide (their leader does it): putting
-    // two replica sets together would move every copy, not one range.
-    if (table.scheme !== 'range' || table.copies > 1) continue;
+    if (table.scheme !== 'range') continue;
     const ranges = table.rangesFor('', null);
+    // Ranges with several copies are grouped by their whole set of copies: a pair on one set is its leader's to
+    // merge; a pair across sets needs the smaller range's copies aligned first. A range short of copies waits.
+    const replicated = table.copies > 1;
+    const placement = (id: number): string =>
+      replicated ? `${table.ownerOf(id)}|${[...table.followersOf(id)].sort().join(',')}` : table.ownerOf(id)!;
+    const short = (id: number) => replicated && table.followersOf(id).length + 1 < table.copies;
     const stats = new Map<number, RangeStatsAnswer['ranges'][number]>();
     await Promise.all(
       [...new Set(ranges.map((r) => r.owner))].map(async (owner) => {
@@ -86,10 +104,10 @@ export async function planMerges(
       const ready = ctx.members.get(r.owner)?.state === 'ready';
       return {
         id: r.id,
-        owner: r.owner,
+        owner: placement(r.id),
         bytes: s?.bytes ?? 0,
         opsPerSec: s?.opsPerSec ?? 0,
-        busy: !s || !s.settled || s.moving || table.migrationOf(r.id) !== undefined || !ready,
+        busy: !s || !s.settled || s.moving || table.migrationOf(r.id) !== undefined || !ready || short(r.id),
       };
     });
     const splitOps = table.record.splitOps;
@@ -98,8 +116,16 @@ export async function planMerges(
       mergeOps: splitOps === undefined ? undefined : splitOps / 4,
     });
     for (const p of pairs) {
-      if (!p.move) continue; // same owner: that node merges them itself
-      out.push({ namespace: name, ...p.move, left: p.left, right: p.right, bytes: p.bytes });
+      if (!p.move) continue; // same owner (same copies): that node merges them itself
+      const moving = p.move.partition;
+      const other = moving === p.left ? p.right : p.left;
+      const base = { namespace: name, partition: moving, from: table.ownerOf(moving)!, to: table.ownerOf(other)!, left: p.left, right: p.right, bytes: p.bytes };
+      if (!replicated) {
+        out.push(base);
+        continue;
+      }
+      const steps = alignReplicas(replicaSet(table, moving), replicaSet(table, other));
+      if (steps && steps.length > 0) out.push({ ...base, steps });
     }
   }
   return out;
@@ -143,7 +169,9 @@ export async function mergeAfterMove(ctx: MoveContext, m: PlannedMerge, moveOpti
   if (m.partition !== m.left && m.partition !== m.right) {
     throw new InvalidArgumentError(`the range to move (${m.partition}) must be one of the pair ${m.left}, ${m.right}`);
   }
-  const move = await movePartition(ctx, m.namespace, m.partition, m.to, moveOptions);
+  const moves: MoveResult[] = [];
+  if (m.steps) for (const step of m.steps) moves.push(await alignStep(ctx, m.namespace, m.partition, step, moveOptions));
+  else moves.push(await movePartition(ctx, m.namespace, m.partition, m.to, moveOptions));
   // The merge is the owner's to make, not ours: it first reads the newest table, so it has seen the cutover (and
   // finished its side of the move) before the two ranges become one.
   const peer = await ctx.pool.get(m.to, Date.now() + MERGE_TIMEOUT_MS);
@@ -152,8 +180,26 @@ export async function mergeAfterMove(ctx: MoveContext, m: PlannedMerge, moveOpti
     { ns: m.namespace, left: m.left, right: m.right },
     { timeoutMs: MERGE_TIMEOUT_MS },
   );
-  const result: MergeResult = { namespace: m.namespace, left: m.left, right: m.right, move, merged: answer.merged };
+  const result: MergeResult = { namespace: m.namespace, left: m.left, right: m.right, move: moves[0]!, moves, merged: answer.merged };
   if (answer.reason !== undefined) result.reason = answer.reason;
-  log.info(answer.merged ? 'merged ranges across nodes' : 'merge refused after the move', { ...result, move: undefined });
+  log.info(answer.merged ? 'merged ranges across nodes' : 'merge refused after the move', { ...result, move: undefined, moves: moves.length });
   return result;
+}
+
+function replicaSet(table: RoutingTable, partition: number): { leader: string; followers: readonly string[] } {
+  return { leader: table.ownerOf(partition)!, followers: table.followersOf(partition) };
+}
+
+/**
+ * One step of aligning a replicated range's copies, with the same machinery as a rebalance's: a leader copy moves as
+ * any move; a follower copy is copied from the range's leader of the moment and replaces `from` at the switch; a lead
+ * goes to a node that already follows. Each checks the table as it is when it starts.
+ */
+async function alignStep(ctx: MoveContext, namespace: string, partition: number, step: AlignmentStep, options?: MoveOptions): Promise<MoveResult> {
+  if (step.role === 'lead') return handOffLeads(ctx, { namespace, from: step.from, to: step.to, partitions: [partition] });
+  if (step.role === 'leader') return moveBatch(ctx, { namespace, from: step.from, to: step.to, partitions: [partition] }, options);
+  const table = await ctx.catalog.refresh(namespace);
+  const leader = table?.ownerOf(partition);
+  if (leader === undefined) throw new InvalidArgumentError(`${namespace} has no range ${partition}`);
+  return moveBatch(ctx, { namespace, from: leader, to: step.to, partitions: [partition], copy: true, replace: step.from }, options);
 }

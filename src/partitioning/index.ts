@@ -15,6 +15,7 @@ export { hash64, hashTag, keySlot, DEFAULT_SLOT_COUNT, MAX_SLOT_COUNT } from './
 export { replicaTargets, minInSync } from './replica-placement.js';
 export { planReplicaMoves, type ReplicaSet, type ReplicaMove } from './replica-planner.js';
 export { planLeaderHandoffs, type LeadHandoff } from './leader-balance.js';
+export { alignReplicas, type AlignmentStep } from './replica-alignment.js';
 export {
   RangeMap,
   compareKeys,

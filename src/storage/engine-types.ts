@@ -40,6 +40,12 @@ export interface RawEntry {
 /** An entry without its value: `[key, version, stored size in bytes, valueHash of the stored bytes]`. */
 export type EntryDigest = [string, number, number, number];
 
+/** One page of a partition's entries; `done` when it is the last (it ended with the entries, not at a limit). */
+export interface Page<T> {
+  entries: T[];
+  done: boolean;
+}
+
 export type BatchOp =
   | { type: 'put'; location: Location; key: string; value: unknown }
   | { type: 'delete'; location: Location; key: string };

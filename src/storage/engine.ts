@@ -20,9 +20,9 @@ import { GroupCommit } from './group-commit.js';
 import { CounterTable, counterKey, type PartitionCounters } from './partition-counters.js';
 import type { Change, ChangeLog } from './change-log.js';
 import { valueHash } from './value-hash.js';
-import type { Durability, Location, StoredEntry, RawEntry, EntryDigest, BatchOp, ReplicatedChange, ReplicationHook, ReadSnapshot, ScanOptions } from './engine-types.js';
+import type { Durability, Location, StoredEntry, RawEntry, EntryDigest, BatchOp, ReplicatedChange, ReplicationHook, ReadSnapshot, ScanOptions, Page } from './engine-types.js';
 
-export type { Durability, Location, StoredEntry, RawEntry, EntryDigest, BatchOp, ReplicatedChange, ReplicationHook, ReadSnapshot, ScanOptions } from './engine-types.js';
+export type { Durability, Location, StoredEntry, RawEntry, EntryDigest, BatchOp, ReplicatedChange, ReplicationHook, ReadSnapshot, ScanOptions, Page } from './engine-types.js';
 export type { PartitionCounters } from './partition-counters.js';
 
 const FLUSH_INTERVAL_MS = 1000;
@@ -358,31 +358,32 @@ export class StorageEngine {
     return out;
   }
 
-  /** As {@link scan}, values in their stored form; and at most about `maxBytes` of them (at least one entry). */
-  scanRaw(location: Location, options: ScanOptions & { maxBytes?: number }): RawEntry[] {
-    const out: RawEntry[] = [];
-    let bytes = 0;
-    for (const { key, value, version } of this.range(this.rawData, location, options)) {
-      out.push({ key, raw: value, version });
-      bytes += value.length;
-      if (out.length >= options.limit || (options.maxBytes !== undefined && bytes >= options.maxBytes)) break;
-    }
-    return out;
+  /**
+   * As {@link scan}, values in their stored form; and at most about `maxBytes` of them (at least one entry). `done`:
+   * the page ended with the entries, not at `limit` or `maxBytes` (then it is not known to be the last).
+   */
+  scanRaw(location: Location, options: ScanOptions & { maxBytes?: number }): Page<RawEntry> {
+    return this.page(location, options, (key, raw, version): RawEntry => ({ key, raw, version }));
   }
 
   /**
    * As {@link scanRaw}, but each entry's digest — `[key, version, stored size, valueHash]` — instead of its value: what
    * a copy compares to learn which of its entries it already has (partition-import.ts).
    */
-  digest(location: Location, options: ScanOptions & { maxBytes?: number }): EntryDigest[] {
-    const out: EntryDigest[] = [];
+  digest(location: Location, options: ScanOptions & { maxBytes?: number }): Page<EntryDigest> {
+    return this.page(location, options, (key, raw, version): EntryDigest => [key, version, raw.length, valueHash(raw)]);
+  }
+
+  /** Stored entries of a partition, each as `as` makes it, up to `limit` of them or about `maxBytes` stored bytes. */
+  private page<T>(location: Location, options: ScanOptions & { maxBytes?: number }, as: (key: string, raw: Uint8Array, version: number) => T): Page<T> {
+    const entries: T[] = [];
     let bytes = 0;
     for (const { key, value, version } of this.range(this.rawData, location, options)) {
-      out.push([key, version, value.length, valueHash(value)]);
+      entries.push(as(key, value, version));
       bytes += value.length;
-      if (out.length >= options.limit || (options.maxBytes !== undefined && bytes >= options.maxBytes)) break;
+      if (entries.length >= options.limit || (options.maxBytes !== undefined && bytes >= options.maxBytes)) return { entries, done: false };
     }
-    return out;
+    return { entries, done: true };
   }
 
   /** The digests of some keys' entries as they are now (see {@link digest}); absent keys are left out. */

@@ -153,10 +153,7 @@ export class MigrationService {
         let entries: (RawEntry | StoredEntry)[];
         let done: boolean;
         if (p.raw === true) {
-          const raw = this.engine.scanRaw(e.location, { ...options, maxBytes: PAGE_BYTES });
-          // A raw page also stops at PAGE_BYTES: then it is not known to be the last.
-          done = raw.length < limit && raw.reduce((n, r) => n + r.raw.length, 0) < PAGE_BYTES;
-          entries = raw;
+          ({ entries, done } = this.engine.scanRaw(e.location, { ...options, maxBytes: PAGE_BYTES }));
         } else {
           entries = this.engine.scan(e.location, options);
           done = entries.length < limit;
@@ -169,9 +166,7 @@ export class MigrationService {
         const e = this.exportOf(task);
         const after = typeof p.after === 'string' ? p.after : undefined;
         const limit = typeof p.limit === 'number' && Number.isInteger(p.limit) && p.limit >= 1 && p.limit <= DIGEST_PAGE ? p.limit : DIGEST_PAGE;
-        const entries = this.engine.digest(e.location, { ...e.bounds, after, limit, snapshot: e.snapshot, maxBytes: DIGEST_BYTES });
-        // A page also stops at DIGEST_BYTES hashed: then it is not known to be the last.
-        return { entries, done: entries.length < limit && entries.reduce((n, d) => n + d[2], 0) < DIGEST_BYTES };
+        return this.engine.digest(e.location, { ...e.bounds, after, limit, snapshot: e.snapshot, maxBytes: DIGEST_BYTES });
       }
       case 'mig.export.get': {
         const e = this.exportOf(task);

@@ -91,9 +91,9 @@ async function compareAndFetch(engine: StorageEngine, i: Import): Promise<number
     const ours = new Map<string, EntryDigest>();
     for (let from = after; ; ) {
       const got = engine.digest(i.location, { start: i.bounds.start, end: last ?? i.bounds.end, after: from, limit: DIGEST_PAGE, maxBytes: DIGEST_BYTES });
-      for (const d of got) ours.set(d[0], d);
-      if (got.length < DIGEST_PAGE && got.reduce((n, d) => n + d[2], 0) < DIGEST_BYTES) break;
-      from = got[got.length - 1]![0];
+      for (const d of got.entries) ours.set(d[0], d);
+      if (got.done) break;
+      from = got.entries[got.entries.length - 1]![0];
     }
     if (last !== undefined) for (const d of engine.digestOf(i.location, [last])) ours.set(d[0], d);
     const fetch: EntryDigest[] = [];

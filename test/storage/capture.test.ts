@@ -58,7 +58,7 @@ describe.each<Durability>(['process', 'device'])('partition capture (%s durabili
     let after: string | undefined;
     for (;;) {
       // As a migration copies: stored bytes, pages cut by count or by size.
-      const page = source.scanRaw(part, { after, limit: 50, maxBytes: 300, snapshot: capture.snapshot });
+      const { entries: page } = source.scanRaw(part, { after, limit: 50, maxBytes: 300, snapshot: capture.snapshot });
       await target.importRaw(part, page);
       if (page.length === 0) break;
       after = page[page.length - 1]!.key;

@@ -74,7 +74,8 @@ describe.each<Durability>(['process', 'device'])('storage engine (%s durability)
     const target = StorageEngine.open(join(dir, 'b'), { durability });
     const values: unknown[] = [{ name: 'Ada', langs: ['en', 'fr'], n: 1.5 }, 'text', 42, Buffer.from([1, 2, 3]), [null, true, { x: {} }]];
     for (const [i, v] of values.entries()) await source.put(slot7, `k${i}`, v);
-    const raw = source.scanRaw(slot7, { limit: 100 });
+    const { entries: raw, done } = source.scanRaw(slot7, { limit: 100 });
+    expect(done).toBe(true);
     expect(raw.map((r) => r.key)).toEqual(values.map((_, i) => `k${i}`));
     await target.importRaw(slot7, raw);
     for (const [i, v] of values.entries()) {
@@ -84,7 +85,8 @@ describe.each<Durability>(['process', 'device'])('storage engine (%s durability)
     // A later write on the target gets a larger version than any copied.
     expect((await target.put(slot7, 'k0', 'new')).version).toBeGreaterThan(Math.max(...raw.map((r) => r.version)));
     // Pages by size: at least one entry, then stop once maxBytes is reached.
-    expect(source.scanRaw(slot7, { limit: 100, maxBytes: 1 })).toHaveLength(1);
+    expect(source.scanRaw(slot7, { limit: 100, maxBytes: 1 })).toMatchObject({ entries: [{ key: 'k0' }], done: false });
+    expect(source.scanRaw(slot7, { limit: values.length })).toMatchObject({ done: false }); // stopped at the limit
     // A copied entry written to a partition being captured reaches the change log as a value, not as bytes.
     const log = new MemoryChangeLog();
     const capture = await target.beginCapture(slot7, log);
