@@ -311,6 +311,14 @@ export class StorageEngine {
       .then(() => undefined);
   }
 
+  /**
+   * Resolves when no transaction is between applying and committing: code that then runs synchronously reads every
+   * write either committed or not yet applied (and, on a leader, shipped to its followers or not yet).
+   */
+  async atRest(): Promise<void> {
+    await this.group.idle();
+  }
+
   /** Resolves once every write submitted before the call has committed. */
   async settle(): Promise<void> {
     await this.group.submit({ type: 'all', writes: [] });

@@ -10,11 +10,18 @@
  * replaced leader is refused ({@link StaleEpochError}), which is what keeps it from acknowledging a write.
  *
  * Calls also say when this node last heard from each leader, which bounds how stale a read from this copy can be.
+ *
+ *   repl.recent { leader, namespace, epoch, partitions, after } -> { keys, newest, complete }
+ *
+ * asks, after a failover, which keys of `partitions` this node applied lately from `leader` (the one replaced) with a
+ * version above `after` (see recent-applies.ts); first it takes the table at `epoch` (so nothing more from `leader`
+ * is applied) and lets what it accepted from `leader` commit.
  */
 import type { Catalog, RoutingTable } from '../keyspace/index.js';
 import { InvalidArgumentError, StaleEpochError, UnavailableError } from '../errors/index.js';
 import type { ReplicatedChange, StorageEngine } from './engine.js';
 import type { WireChange } from './replicator.js';
+import { RecentApplies, type RecentKey } from './recent-applies.js';
 
 interface LeaderState {
   stream: string;
@@ -29,6 +36,8 @@ const MAX_ENTRIES = 100_000;
 
 export class ReplicaApplier {
   private readonly leaders = new Map<string, LeaderState>();
+  /** Keys applied lately, by leader: what a failover may have left different between copies. */
+  readonly recent = new RecentApplies();
 
   constructor(
     private readonly nodeId: string,
@@ -37,8 +46,9 @@ export class ReplicaApplier {
   ) {}
 
   handle(method: string, raw: unknown): Promise<unknown> {
-    if (method !== 'repl.apply') return Promise.reject(new InvalidArgumentError(`unknown method ${method}`));
     const p = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<string, unknown>;
+    if (method === 'repl.recent') return this.recentFromParams(p);
+    if (method !== 'repl.apply') return Promise.reject(new InvalidArgumentError(`unknown method ${method}`));
     const { leader, stream, seq, epochs, entries } = p;
     if (typeof leader !== 'string' || leader === '' || typeof stream !== 'string' || stream === '') {
       return Promise.reject(new InvalidArgumentError('repl.apply needs leader and stream'));
@@ -65,12 +75,45 @@ export class ReplicaApplier {
       if (s.broken) throw new UnavailableError(`the stream from ${leader} broke before call ${seq}`);
       const changes = await this.check(leader, epochs as Record<string, unknown>, entries as unknown[]);
       s.lastHeard = Date.now();
+      for (const c of changes) this.recent.record(leader, c.location.namespace, c.location.partition, c.key, c.version);
       committed = changes.length > 0 ? this.engine.applyReplicated(changes) : Promise.resolve();
     });
     s.chain = checked.catch(() => {
       s.broken = true;
     });
     return checked.then(() => committed).then(() => ({ applied: (entries as unknown[]).length }));
+  }
+
+  /**
+   * Keys applied here lately from `leader` to `partitions` of `namespace` with a version above `after`, once this node
+   * has the table at `epoch` (after which it applies nothing more from a replaced `leader`) and what it accepted from
+   * `leader` before has committed. `newest`: the newest version applied here from `leader`.
+   */
+  async recentFrom(
+    leader: string,
+    namespace: string,
+    epoch: number,
+    partitions: readonly number[],
+    after: number,
+  ): Promise<{ keys: RecentKey[]; newest: number; complete: boolean }> {
+    const table = this.catalog.find(namespace);
+    if (!table || table.epoch < epoch) await this.catalog.refresh(namespace);
+    await this.leaders.get(leader)?.chain;
+    await this.engine.settle();
+    return { ...this.recent.from(leader, namespace, new Set(partitions), after), newest: this.recent.newestFrom(leader) };
+  }
+
+  private recentFromParams(p: Record<string, unknown>): Promise<unknown> {
+    const { leader, namespace, epoch, partitions, after } = p;
+    if (typeof leader !== 'string' || leader === '' || typeof namespace !== 'string' || namespace === '') {
+      return Promise.reject(new InvalidArgumentError('repl.recent needs leader and namespace'));
+    }
+    if (typeof epoch !== 'number' || !Number.isSafeInteger(epoch) || epoch < 0) return Promise.reject(new InvalidArgumentError('epoch must be a non-negative integer'));
+    if (typeof after !== 'number' || !Number.isSafeInteger(after) || after < -1) return Promise.reject(new InvalidArgumentError('after must be an integer >= -1'));
+    if (!Array.isArray(partitions) || partitions.length > 1_000_000 || !partitions.every((x) => Number.isInteger(x) && x >= 0)) {
+      return Promise.reject(new InvalidArgumentError('partitions must be an array of partition numbers'));
+    }
+    return this.recentFrom(leader, namespace, epoch, partitions as number[], after);
   }
 
   /**

@@ -169,6 +169,15 @@ export class Replicator implements ReplicationHook {
   }
 
   /**
+   * Sends `entries` of `namespace` to `follower` on its stream, behind every group shipped to it before: a new leader
+   * re-sending its own values of keys a failover may have left different there (storage/failover-repair.ts). Call it
+   * with the values read in the same synchronous step, so no group committed after the read goes ahead of them.
+   */
+  repair(follower: string, namespace: string, epoch: number, entries: WireChange[]): Promise<void> {
+    return this.send(follower, { epochs: { [namespace]: epoch }, entries }, 0);
+  }
+
+  /**
    * Sends changes on the follower's stream, in the order of the calls to send: at once if a call is free, else with
    * the next call. Resolves once the follower holds them; a failure closes the stream.
    */

@@ -24,6 +24,7 @@ import { LeadHandoffService } from './lead-handoff-service.js';
 import { Replicator } from './replicator.js';
 import { ReplicaApplier } from './replica-apply.js';
 import { LeaderStanding } from './leader-standing.js';
+import { FailoverRepair } from './failover-repair.js';
 
 export interface StorageNodeOptions {
   id: string;
@@ -83,6 +84,11 @@ export interface StorageStats {
    * already and kept (a follower copy coming back compares rather than copying all), entries it deleted.
    */
   imported?: { copiedKeys: number; keptKeys: number; deletedKeys: number };
+  /**
+   * Failover repairs this node ran as a new leader (one per namespace and replaced leader) and the keys it re-sent
+   * to its followers so they hold its values of what the old leader wrote last (`node.stats` only).
+   */
+  repaired?: { repairs: number; keys: number };
 }
 
 export class StorageNode {
@@ -132,6 +138,17 @@ export class StorageNode {
     if (stale.size > 0) log.info('keeping data of partitions short of copies, for a copy coming back to compare with', { partitions: stale.size });
     const migrations = new MigrationService(options.id, engine, catalog, kv, options.secret, options.coordinator, stale);
     const handoffs = new LeadHandoffService(options.id, engine, catalog, kv, replicator);
+    const repair = new FailoverRepair({
+      nodeId: options.id,
+      engine,
+      catalog,
+      applier,
+      replicator,
+      secret: options.secret,
+      addressOf: (id) => members.members.get(id)?.address,
+      log,
+    });
+    catalog.onChange((table, name) => repair.onTable(table, name));
     catalog.onChange((table) => table && migrations.onTable(table));
     // Registered after the migration service's listener: a range that moved here is finished there (no longer
     // "receiving") before the maintainer sees it as its own.
@@ -179,7 +196,13 @@ export class StorageNode {
     const standing = new LeaderStanding(registration, catalog, log);
     kv.setStanding(standing);
     const node = new StorageNode(options.id, address, engine, catalog, server, registration, maintainer, snapshots, log, migrations, replicator, members, standing);
-    stats = () => ({ ...node.stats(), latency: latency.snapshot(), following: applier.lagByLeader(), imported: { ...migrations.imported } });
+    stats = () => ({
+      ...node.stats(),
+      latency: latency.snapshot(),
+      following: applier.lagByLeader(),
+      imported: { ...migrations.imported },
+      repaired: { ...repair.counts },
+    });
     sizes = () => node.partitionSizes();
     maintainer.start();
     migrations.start();

@@ -1,0 +1,148 @@
+/**
+ * After a failover, the new leader makes its followers hold what it holds. The old leader shipped to each follower on
+ * its own stream and died with its last groups on some streams and not others; those writes were never acknowledged,
+ * but without a repair they would stay on some copies only — read from those followers, and brought back if one of
+ * them led later. For each partition this node took over from a leader that is gone, it asks every follower which
+ * keys it applied lately from that leader beyond what this node got (`repl.recent`, recent-applies.ts), adds the keys
+ * it got beyond what that follower got, and sends the follower its own current value of each (or a delete) on the
+ * replication stream, behind every write shipped before: the copies converge on the new leader's, as Kafka's
+ * followers truncate to the high watermark and fetch from the new leader.
+ */
+import type { Catalog, RoutingTable } from '../keyspace/index.js';
+import { Peer, splitAddress } from '../wire/index.js';
+import type { Logger } from '../util/logger.js';
+import type { Location, StorageEngine } from './engine.js';
+import type { ReplicaApplier } from './replica-apply.js';
+import type { RecentKey } from './recent-applies.js';
+import type { Replicator, WireChange } from './replicator.js';
+
+/** Most changes per repair call (a follower takes at most 100 000 per call). */
+const REPAIR_BATCH = 10_000;
+const CALL_TIMEOUT_MS = 10_000;
+
+export interface FailoverRepairOptions {
+  nodeId: string;
+  engine: StorageEngine;
+  catalog: Catalog;
+  applier: ReplicaApplier;
+  replicator: Replicator;
+  secret: Uint8Array;
+  /** The address of a storage node by id (membership), or undefined if it is not a member. */
+  addressOf(nodeId: string): string | undefined;
+  log: Logger;
+}
+
+export class FailoverRepair {
+  private readonly seen = new Map<string, RoutingTable>();
+  private chain: Promise<void> = Promise.resolve();
+  /** Repairs run since start (one per namespace and replaced leader) and keys re-sent to followers (`node.stats`). */
+  readonly counts = { repairs: 0, keys: 0 };
+
+  constructor(private readonly o: FailoverRepairOptions) {
+    for (const name of o.catalog.names()) {
+      const t = o.catalog.find(name);
+      if (t) this.seen.set(name, t);
+    }
+  }
+
+  /** Follows a namespace's table: partitions this node now leads in place of a leader that is gone get repaired. */
+  onTable(table: RoutingTable | undefined, name: string): void {
+    const before = this.seen.get(name);
+    if (!table) {
+      this.seen.delete(name);
+      return;
+    }
+    this.seen.set(name, table);
+    if (!before || table.copies <= 1 || table.epoch <= before.epoch) return;
+    const me = this.o.nodeId;
+    const taken = new Map<string, number[]>();
+    for (const p of table.partitionsOf(me)) {
+      const old = before.ownerOf(p);
+      // Only a follower that took the lead from a leader no longer holding a copy: a move brought no history here,
+      // and a lead handoff confirmed every write with the followers before the switch.
+      if (old === undefined || old === me || !before.followersOf(p).includes(me) || table.holds(p, old)) continue;
+      taken.set(old, [...(taken.get(old) ?? []), p]);
+    }
+    for (const [old, partitions] of taken) {
+      this.chain = this.chain
+        .then(() => this.repair(name, old, partitions))
+        .catch((err: unknown) => this.o.log.warn('failover repair failed', { namespace: name, leader: old, error: String(err) }));
+    }
+  }
+
+  /** Resolves once the repairs started so far have ended. */
+  idle(): Promise<void> {
+    return this.chain;
+  }
+
+  private async repair(ns: string, old: string, partitions: number[]): Promise<void> {
+    const { applier, catalog, engine, nodeId } = this.o;
+    const table = catalog.find(ns);
+    if (!table) return;
+    // What this node got from the old leader, once everything it accepted from it has committed.
+    const mine = await applier.recentFrom(old, ns, table.epoch, partitions, -1);
+    const byFollower = new Map<string, number[]>();
+    for (const p of partitions) {
+      if (table.ownerOf(p) !== nodeId) continue;
+      for (const f of table.followersOf(p)) byFollower.set(f, [...(byFollower.get(f) ?? []), p]);
+    }
+    let sent = 0;
+    await Promise.all(
+      [...byFollower].map(async ([follower, ps]) => {
+        const theirs = await this.ask(follower, { leader: old, namespace: ns, epoch: table.epoch, partitions: ps, after: mine.newest });
+        // Keys it got beyond this node, and keys this node got beyond it.
+        const ours = applier.recent.from(old, ns, new Set(ps), theirs.newest);
+        if (!theirs.complete || !ours.complete) this.o.log.warn('failover repair may miss keys: too many writes lately', { namespace: ns, follower });
+        const keys = new Map<string, string>();
+        for (const [, , key] of [...theirs.keys, ...ours.keys]) keys.set(key, key);
+        if (keys.size === 0) return;
+        await engine.atRest();
+        // From here to the sends nothing else runs: the values read are those of every group shipped so far.
+        const now = catalog.find(ns);
+        if (!now) return;
+        const entries: WireChange[] = [];
+        for (const key of keys.values()) {
+          const p = now.place(key).partition;
+          if (now.ownerOf(p) !== nodeId || !now.followersOf(p).includes(follower)) continue;
+          const e = engine.get(locationOf(now, p), key);
+          entries.push(e ? [ns, p, key, 0, e.value, e.version] : [ns, p, key, 1, null, engine.nextVersion()]);
+        }
+        const sends: Promise<void>[] = [];
+        for (let i = 0; i < entries.length; i += REPAIR_BATCH) sends.push(this.o.replicator.repair(follower, ns, now.epoch, entries.slice(i, i + REPAIR_BATCH)));
+        await Promise.all(sends);
+        sent += entries.length;
+      }),
+    );
+    this.counts.repairs++;
+    this.counts.keys += sent;
+    this.o.log.info('failover repair: followers hold the new leader\'s values of the keys the old leader wrote last', {
+      namespace: ns,
+      leader: old,
+      partitions: partitions.length,
+      keys: sent,
+    });
+  }
+
+  private async ask(
+    follower: string,
+    params: { leader: string; namespace: string; epoch: number; partitions: number[]; after: number },
+  ): Promise<{ keys: RecentKey[]; newest: number; complete: boolean }> {
+    const address = this.o.addressOf(follower);
+    if (!address) throw new Error(`follower ${follower} is not a member`);
+    const [host, port] = splitAddress(address);
+    const peer = new Peer({ host, port, secret: this.o.secret, name: `${this.o.nodeId}:repair`, callTimeoutMs: CALL_TIMEOUT_MS });
+    try {
+      const raw = await peer.call<{ keys?: unknown; newest?: unknown; complete?: unknown }>('repl.recent', params);
+      const keys = Array.isArray(raw.keys)
+        ? raw.keys.filter((k): k is RecentKey => Array.isArray(k) && k.length === 3 && typeof k[2] === 'string')
+        : [];
+      return { keys, newest: typeof raw.newest === 'number' ? raw.newest : -1, complete: raw.complete !== false };
+    } finally {
+      peer.close();
+    }
+  }
+}
+
+function locationOf(table: RoutingTable, partition: number): Location {
+  return table.scheme === 'hash' ? { namespace: table.name, partition, slot: partition } : { namespace: table.name, partition };
+}
