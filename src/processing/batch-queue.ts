@@ -10,7 +10,7 @@
  * so a bounded input gives the same results as in stream mode.
  */
 import type { Element } from './elements.js';
-import type { Inlet, Outlet } from './runner.js';
+import type { Inlet, Outlet } from './job-handle.js';
 import { BatchTrigger, type TriggerSpec } from './triggers.js';
 
 /** A group released: why, and how many records it held. */

@@ -24,7 +24,7 @@
 import { performance } from 'node:perf_hooks';
 import { InvalidArgumentError } from '../errors/index.js';
 import type { BarrierEl, Element, RecordEl } from './elements.js';
-import type { Inlet, Outlet } from './runner.js';
+import type { Inlet, Outlet } from './job-handle.js';
 
 /** Sends elements to worker `to` of this job's generation; resolves when that worker has taken them. */
 export type ExchangeSend = (to: number, els: Element[]) => Promise<void>;

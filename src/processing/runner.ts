@@ -35,61 +35,13 @@ import { MemoryStateBackend, type Checkpoint, type JobState, type StateBackend }
 import { alignWatermarks, StatelessExec, type WatermarkState } from './stateless-stage.js';
 import { BatchQueue } from './batch-queue.js';
 import { parseTrigger, type TriggerInput, type TriggerSpec } from './triggers.js';
-import { parseDuration, type Duration } from './units.js';
+import { parseDuration } from './units.js';
+import type { CommitKind, Inlet, JobHandle, JobResult, JobRunOptions, Mode, Outlet } from './job-handle.js';
 
-export type Mode = 'stream' | 'batch';
-
-/** What brought a commit: a checkpoint barrier, a final barrier (a stop), or the end of the input. */
-export type CommitKind = 'barrier' | 'final' | 'end';
+export type { CommitKind, Inlet, JobHandle, JobResult, JobRunOptions, Mode, Outlet } from './job-handle.js';
 
 /** Most time a job runs without giving the event loop a turn (timers, I/O). */
 const YIELD_EVERY_MS = 10;
-
-export interface JobRunOptions {
-  /** `stream` (default) or `batch`. */
-  mode?: Mode;
-  /** Batch mode: when a group is processed, e.g. `interval=5s,count=1000,bytes=1mb`. Default `interval=1s,count=1000`. */
-  trigger?: TriggerInput;
-  /** How often to checkpoint (`5s`, ms); `false` or 0: never. Default `10s`. */
-  checkpointInterval?: Duration | false;
-  /** Where keyed state and checkpoints go. Default: a fresh {@link MemoryStateBackend}. */
-  state?: StateBackend;
-  /** Stream mode: elements each queue between steps holds before the step feeding it waits. Default 256. */
-  queueCapacity?: number;
-  /** Records per source read. Default 256. */
-  readBatch?: number;
-  /** How often processing time advances (ticks through the pipeline). Default `100ms`. */
-  tickInterval?: Duration;
-  /** How long an unbounded source's read waits for records before giving control back. Default `50ms`. */
-  pollInterval?: Duration;
-  /** The processing-time clock. Default `Date.now`. */
-  clock?: () => number;
-  /** Splits to ask the source for. Default 1 (sources may return more, e.g. one per file). */
-  parallelism?: number;
-  /** Overrides the plan's dead-letter sink. */
-  deadLetters?: Sink<DeadLetter>;
-}
-
-export interface JobResult {
-  job: string;
-  state: 'finished' | 'stopped' | 'killed';
-  metrics: MetricsSnapshot;
-  /** The last checkpoint committed (by this run or an earlier one). */
-  checkpoint: Checkpoint | undefined;
-}
-
-/** A running job. Events: `checkpoint` (a {@link Checkpoint} committed), `batch` (`{ reason, records }`). */
-export interface JobHandle extends EventEmitter {
-  readonly name: string;
-  /** Live counters; `metrics.snapshot()` for a view. */
-  readonly metrics: JobMetrics;
-  /** Settles when the job ends: finished (input ended), stopped or killed; rejects if it failed. */
-  readonly done: Promise<JobResult>;
-  /** Stops reading, takes a final checkpoint, and ends. Resolves like `done`. */
-  stop(): Promise<JobResult>;
-  /** Ends at once, committing nothing more — what a crash leaves. Resolves like `done`. */
-  kill(): Promise<JobResult>;
-}
 
 /**
  * Starts a job in this process and returns its handle.
@@ -116,21 +68,6 @@ export function startJob(plan: LogicalPlan, options: JobRunOptions = {}): JobHan
  */
 export function runJob(plan: LogicalPlan, options: JobRunOptions = {}): Promise<JobResult> {
   return startJob(plan, options).done;
-}
-
-/** Where one step of a stream-mode job puts its elements. */
-export interface Inlet {
-  put(el: Element): Promise<boolean>;
-  close(): void;
-  readonly size: number;
-  readonly capacity: number;
-}
-
-/** Where one step of a stream-mode job takes its elements from. */
-export interface Outlet {
-  take(max: number): Promise<Element[]>;
-  close(): void;
-  readonly size: number;
 }
 
 /**
