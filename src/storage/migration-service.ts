@@ -247,19 +247,22 @@ export class MigrationService {
       this.followed.set(table.name, now);
       for (const p of before ?? []) {
         if (now.has(p) || table.holds(p, this.nodeId) || this.receiving(table.name, p)) continue;
-        if (StaleCopies.worthKeeping(table, p)) this.stale.keep(table.name, p);
-        else drop.push(p);
+        if (table.scheme === 'hash') {
+          if (StaleCopies.worthKeeping(table, p)) this.stale.keep(table.name, p);
+          else drop.push({ partition: p, bounds: {} });
+          continue;
+        }
+        // A range goes by its bounds today; one merged away meanwhile is left (its keys are in a range this node may
+        // hold; a restart drops what it does not).
+        const r = table.range(p);
+        if (!r) continue;
+        if (StaleCopies.worthKeeping(table, p)) this.stale.keep(table.name, p, { start: r.start, end: r.end });
+        else drop.push({ partition: p, bounds: { start: r.start, end: r.end } });
       }
     }
-    for (const p of drop) {
-      if (table.scheme === 'hash') {
-        this.drops.add({ location: { namespace: table.name, partition: p, slot: p }, bounds: {} });
-        continue;
-      }
-      // A range goes by its bounds today; one merged away meanwhile is left (its keys are in a range this node may
-      // hold; a restart drops what it does not).
-      const r = table.range(p);
-      if (r) this.drops.add({ location: { namespace: table.name, partition: p }, bounds: { start: r.start, end: r.end } });
+    for (const d of drop) {
+      const location = table.scheme === 'hash' ? { namespace: table.name, partition: d.partition, slot: d.partition } : { namespace: table.name, partition: d.partition };
+      this.drops.add({ location, bounds: d.bounds });
     }
     if (drop.length > 0) this.drops.kick();
   }
@@ -464,7 +467,9 @@ export class MigrationService {
             : table.rangesFor(i.bounds.start ?? '', i.bounds.end ?? null).some((r) => table.holds(r.id, this.nodeId));
       // A partition short of copies keeps what came so far: the next attempt compares with it (stale-copies.ts).
       // Otherwise the data goes in the background, re-checked before each chunk: a new attempt may begin meanwhile.
-      if (!ours && table && StaleCopies.worthKeeping(table, i.partition)) this.stale.keep(i.ns, i.partition);
+      if (!ours && table && StaleCopies.worthKeeping(table, i.partition)) {
+        this.stale.keep(i.ns, i.partition, table.scheme === 'hash' ? undefined : { start: i.bounds.start ?? '', end: i.bounds.end ?? null });
+      }
       else if (!ours) this.drops.add({ location: i.location, bounds: i.bounds });
     }
     return { aborted: i !== undefined };

@@ -46,7 +46,9 @@ async function dropForeign(nodeId: string, engine: StorageEngine, table: Routing
       const r = table.range(id)!;
       const location = { namespace: table.name, partition: id };
       const bounds = { start: r.start, end: r.end };
-      if (!table.holds(id, nodeId) && engine.keys(location, bounds, 1).length > 0) drops.push({ location, bounds });
+      if (table.holds(id, nodeId) || engine.keys(location, bounds, 1).length === 0) continue;
+      if (StaleCopies.worthKeeping(table, id)) stale.keep(table.name, id, bounds);
+      else drops.push({ location, bounds });
     }
   }
   let dropped = 0;
