@@ -33,6 +33,8 @@ export interface RebalanceReport {
   estimatedSeconds: number;
   results?: MoveResult[];
   ms?: number;
+  /** Each change of the copy rate the back-off made: ms after the moves began, the rate (undefined: unlimited), why. */
+  rateChanges?: { atMs: number; bytesPerSec?: number; reason: string }[];
   /** Pairs of small ranges put on one node and merged (rebalance only). */
   merges?: { namespace: string; left: number; right: number; merged: boolean; reason?: string }[];
 }
@@ -102,7 +104,10 @@ async function execute(s: Session, planned: PlannedMove[], out: RebalanceOutput)
       maxP99Ratio: out.maxP99Ratio,
       onProgress: (j) => progress?.progress(j),
       onMoved: (r) => progress?.moved(r),
-      onRate: (rate, why) => progress?.rate(rate, why),
+      onRate: (rate, why) => {
+        progress?.rate(rate, why);
+        (report.rateChanges ??= []).push({ atMs: Date.now() - started, ...(rate === undefined ? {} : { bytesPerSec: rate }), reason: why });
+      },
     });
   } finally {
     progress?.stop();

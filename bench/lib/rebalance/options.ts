@@ -24,6 +24,11 @@ export interface RebalanceOptions {
   moveConcurrency: number;
   /** shardflow: back off when the storage nodes' p99 passes this multiple of its baseline (0: never; `scale`'s default 3). */
   maxP99Ratio: number;
+  /**
+   * shardflow: where the rebalance driver runs — `cli`, a \`shardflow scale storage=4\` process of its own (as
+   * redis-cli is Redis's), or `in-process`, in the benchmark process beside the foreground client.
+   */
+  driver: 'cli' | 'in-process';
   /** redis-cli --cluster-pipeline: keys per MIGRATE (redis-cli's default is 10). */
   redisPipeline: number;
   systems: SystemName[];
@@ -48,6 +53,9 @@ reads and writes, adds a 4th node and rebalances onto it, then checks every ackn
   --move-concurrency N   shardflow: moves run at once (default 4, as \`shardflow scale\`)
   --max-p99-ratio F      shardflow: halve the copy rate when the nodes' p99 passes F × its baseline (default 3, as
                          \`shardflow scale\`; 0 = never back off)
+  --driver WHERE         shardflow: in-process (default: the driver shares the benchmark process with the foreground
+                         client) or cli (a \`shardflow scale storage=4\` process of its own, as redis-cli is Redis's;
+                         its start-up, about 2 s of TypeScript loading here, counts in the join)
   --redis-pipeline N     redis-cli --cluster-pipeline, keys per MIGRATE (default 10, redis-cli's default)
   --systems LIST         shardflow,redis (default both)
   --docs FILE            markdown file whose bench:rebalance section is replaced (default docs/benchmarks.md)
@@ -111,6 +119,7 @@ export function parseOptions(argv: string[]): RebalanceOptions | 'help' {
       'move-concurrency': { type: 'string' },
       'max-p99-ratio': { type: 'string' },
       'redis-pipeline': { type: 'string' },
+      driver: { type: 'string' },
       systems: { type: 'string' },
     },
   });
@@ -134,10 +143,16 @@ export function parseOptions(argv: string[]): RebalanceOptions | 'help' {
     baseline: number('baseline', values.baseline, 10, { min: 1 }),
     moveConcurrency: number('move-concurrency', values['move-concurrency'], 4, { integer: true, min: 1, max: 64 }),
     maxP99Ratio: number('max-p99-ratio', values['max-p99-ratio'], 3, { min: 0 }),
+    driver: driverOf(values.driver),
     redisPipeline: number('redis-pipeline', values['redis-pipeline'], 10, { integer: true, min: 1 }),
     systems: [...new Set(systems)] as SystemName[],
     docs: docsPath(values),
     tmp: values.tmp ?? tmpdir(),
     cpuProfDir: values['cpu-prof-dir'],
   };
+}
+
+function driverOf(v: string | undefined): 'cli' | 'in-process' {
+  if (v === undefined || v === 'cli' || v === 'in-process') return v ?? 'in-process';
+  throw new Error(`--driver: ${v} is not cli or in-process`);
 }

@@ -216,9 +216,12 @@ export function docsSection(results: RunResult[], meta: ReportMeta): string {
     '### What is measured',
     '',
     '- **Scale-out time**: from starting the 4th node\'s process until the rebalance has finished, in two parts. ' +
-      '*Join*: shardflow, `scaleLocalStorage(dir, 4)` — what `shardflow scale storage=4` runs, with its defaults' +
+      (o.driver === 'cli'
+        ? '*Join*: shardflow, `shardflow scale storage=4 --json` run as its own process (as redis-cli is for Redis), with its defaults'
+        : '*Join*: shardflow, `scaleLocalStorage(dir, 4)` — what `shardflow scale storage=4` runs — in the benchmark process, with its defaults') +
       (o.moveConcurrency === 4 ? '' : ` except \`concurrency: ${o.moveConcurrency}\``) +
-      ', the driver in the benchmark process — takes the rebalance lock, spawns `s4` and waits until it is ready ' +
+      (o.maxP99Ratio === 3 ? '' : ` and \`--max-p99-ratio ${o.maxP99Ratio}\``) +
+      ' — starts (the command\'s own start-up counts), takes the rebalance lock, spawns `s4` and waits until it is ready ' +
       'in membership, plans, sizes the partitions and checks every node involved answers; the join is all of that, ' +
       'the scale-out time less the moves\' time it reports. Redis, a 4th `redis-server` (same settings) is started, ' +
       '`redis-cli --cluster add-node` introduces it, and the benchmark waits until every master knows it and reports ' +
@@ -247,8 +250,8 @@ export function docsSection(results: RunResult[], meta: ReportMeta): string {
       '**Failed ops**: foreground operations that returned an error (they are not retried by the benchmark).',
     '- **Server CPU**: CPU time of the server processes while the scale-out ran (shardflow: the 4 storage nodes and ' +
       "the coordinator; Redis: the 4 masters; neither counts the rebalance driver). *Other load*: the host's busy " +
-      'time in that window not spent by the benchmark process or the servers, in cores (for Redis it includes ' +
-      'redis-cli, the driver; for both, the kernel\'s own threads). *Client stall*: the longest event-loop delay of the ' +
+      'time in that window not spent by the benchmark process or the servers, in cores (it includes the driver when it ' +
+      'runs as its own process — redis-cli' + (o.driver === 'cli' ? ', `shardflow scale`' : '') + ' — and the kernel\'s own threads). *Client stall*: the longest event-loop delay of the ' +
       'benchmark process (which runs the foreground client) in each phase; every operation in flight then waits as ' +
       'long, whatever the servers do.',
     '',
@@ -265,8 +268,9 @@ export function docsSection(results: RunResult[], meta: ReportMeta): string {
       'per batch). Redis Cluster: 3 `redis-server` masters on loopback, no replicas, `--appendonly yes ' +
       "--appendfsync everysec --save ''` (as in bench:kv), the data loaded with pipelined `SET`s; the 4th master " +
       'has the same settings.',
-    '- Everything shares the same cores: the benchmark process (foreground client and, for shardflow, the rebalance ' +
-      'driver), the server processes, and for Redis redis-cli. Systems alternate run by run (and which goes first ' +
+    '- Everything shares the same cores: the benchmark process (the foreground client' +
+      (o.driver === 'cli' ? '' : ' and, for shardflow, the rebalance driver') +
+      '), the server processes, and the drivers' + (o.driver === 'cli' ? ' (`shardflow scale`, redis-cli)' : ' (for Redis, redis-cli)') + '. Systems alternate run by run (and which goes first ' +
       'alternates) so drift on the host affects both alike. One system\'s cluster is stopped and removed before the ' +
       'other\'s starts.',
     '',

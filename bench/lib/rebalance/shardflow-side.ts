@@ -1,16 +1,19 @@
 /**
  * One shardflow run: a local cluster of 3 storage nodes (real processes, embedded coordinator), the data loaded
  * through the client in batches, the foreground load, then a 4th storage node started and the planner's moves
- * carried out online — what `shardflow scale storage=4` does (`scaleLocalStorage`), here through the same library
- * calls (`startLocalCluster`, `planRebalance`, `runMoves`) so each step can be timed — then every key read back.
+ * carried out online by `shardflow scale storage=4` in a process of its own, as redis-cli is for Redis (or, with
+ * `--driver in-process`, by the same library call, `scaleLocalStorage`, in the benchmark process) — then every key
+ * read back.
  */
+import { spawn } from 'node:child_process';
 import { connect, type ShardflowClient } from '../../../src/client/index.js';
 import { ClusterDir } from '../../../src/config/cluster-dir.js';
 import { scaleLocalStorage, type RebalanceReport } from '../../../src/cluster/rebalance-local.js';
+import { BIN_PATH } from '../../../src/cluster/spawn.js';
 import type { MoveResult } from '../../../src/migration/index.js';
 import type { RoutingTable } from '../../../src/keyspace/index.js';
 import { startShardflowCluster } from '../shardflow-cluster.js';
-import { onCleanup, trackPid } from '../cleanup.js';
+import { onCleanup, trackPid, untrackPid } from '../cleanup.js';
 import { forEachIndex, loadedLine, startForeground, verifyAll, type Values } from './workload.js';
 import { cpuOf, cpuSecondsBetween, waitFor } from './proc.js';
 import { cpuSnapshot } from '../cpu.js';
@@ -81,8 +84,7 @@ export async function runShardflow(
       closers,
     );
 
-    // Scale out: what `shardflow scale storage=4` does — start s4, take the rebalance lock, plan, check the nodes
-    // answer, move — with the driver in this process.
+    // Scale out: `shardflow scale storage=4` — start s4, take the rebalance lock, plan, check the nodes answer, move.
     const before = (await client.catalog.refresh(NS))!;
     const cpuBefore = cpuOf(cluster.pids);
     const hostBefore = cpuSnapshot([]);
@@ -107,7 +109,9 @@ export async function runShardflow(
     let failure: string | undefined;
     try {
       report = await withProfiledChildren(options.cpuProfDir, () =>
-        scaleLocalStorage(cluster.dir, 4, { concurrency: options.moveConcurrency, maxP99Ratio: options.maxP99Ratio, write: (line) => lines.push(line) }),
+        options.driver === 'cli'
+          ? scaleWithCli(cluster.dir, options, lines)
+          : scaleLocalStorage(cluster.dir, 4, { concurrency: options.moveConcurrency, maxP99Ratio: options.maxP99Ratio, write: (line) => lines.push(line) }),
       );
     } catch (err) {
       // Recorded, not thrown: what the failed scale-out did to the data is checked all the same.
@@ -211,4 +215,36 @@ export async function runShardflow(
     }
     await cluster.stop();
   }
+}
+
+/**
+ * Runs `shardflow scale storage=4 --json` as its own process and returns its report; the copy rate's changes become
+ * `rate:` lines in `lines` (as the progress display prints them), and its summary a `moved ...` line.
+ */
+async function scaleWithCli(dir: string, options: RebalanceOptions, lines: string[]): Promise<RebalanceReport> {
+  const args = [BIN_PATH, 'scale', 'storage=4', '--dir', dir, '--json', '--concurrency', String(options.moveConcurrency), '--max-p99-ratio', String(options.maxP99Ratio)];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  if (child.pid !== undefined) trackPid(child.pid);
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (c) => resolve(c));
+  });
+  untrackPid(child.pid);
+  if (code !== 0) throw new Error(`shardflow scale storage=4 exited with ${code}: ${stderr.trim().split('\n').slice(-3).join(' / ')}`);
+  const at = stdout.startsWith('{') ? 0 : stdout.indexOf('\n{') + 1;
+  if (at < 0 || (at === 0 && !stdout.startsWith('{'))) throw new Error(`shardflow scale printed no report: ${stdout.slice(0, 200)}`);
+  const report = JSON.parse(stdout.slice(at)) as RebalanceReport;
+  const mib = (n: number) => `${(n / 2 ** 20).toFixed(n < 10 * 2 ** 20 ? 1 : 0)} MiB`;
+  for (const r of report.rateChanges ?? []) lines.push(`rate: ${r.bytesPerSec === undefined ? 'unlimited' : `${mib(r.bytesPerSec)}/s`} — ${r.reason}`);
+  const results = report.results ?? [];
+  const fences = results.map((r) => r.fenceMs).sort((a, b) => a - b);
+  lines.push(
+    `moved ${results.reduce((a, r) => a + r.partitions.length, 0)} partitions (${results.reduce((a, r) => a + r.copied, 0)} keys) in ${results.length} jobs, ${report.ms ?? 0} ms; ` +
+      `requests held per job: median ${fences[fences.length >> 1] ?? 0} ms, max ${fences[fences.length - 1] ?? 0} ms`,
+  );
+  return report;
 }
