@@ -14,10 +14,10 @@ import type { Logger } from '../util/logger.js';
 import type { Location, StorageEngine } from './engine.js';
 import type { ReplicaApplier } from './replica-apply.js';
 import type { RecentKey } from './recent-applies.js';
-import type { Replicator, WireChange } from './replicator.js';
+import { MAX_BATCH_BYTES, type Replicator, type WireChange } from './replicator.js';
 
 /** Most changes per repair call (a follower takes at most 100 000 per call). */
-const REPAIR_BATCH = 10_000;
+const REPAIR_BATCH = 1000;
 const CALL_TIMEOUT_MS = 10_000;
 
 export interface FailoverRepairOptions {
@@ -34,7 +34,7 @@ export interface FailoverRepairOptions {
 
 export class FailoverRepair {
   private readonly seen = new Map<string, RoutingTable>();
-  private chain: Promise<void> = Promise.resolve();
+  private readonly running = new Set<Promise<void>>();
   /** Repairs run since start (one per namespace and replaced leader) and keys re-sent to followers (`node.stats`). */
   readonly counts = { repairs: 0, keys: 0 };
 
@@ -61,18 +61,23 @@ export class FailoverRepair {
       // Only a follower that took the lead from a leader no longer holding a copy: a move brought no history here,
       // and a lead handoff confirmed every write with the followers before the switch.
       if (old === undefined || old === me || !before.followersOf(p).includes(me) || table.holds(p, old)) continue;
-      taken.set(old, [...(taken.get(old) ?? []), p]);
+      let list = taken.get(old);
+      if (!list) taken.set(old, (list = []));
+      list.push(p);
     }
+    // At once, side by side: what the followers remember of the old leader ages out (recent-applies.ts).
     for (const [old, partitions] of taken) {
-      this.chain = this.chain
-        .then(() => this.repair(name, old, partitions))
-        .catch((err: unknown) => this.o.log.warn('failover repair failed', { namespace: name, leader: old, error: String(err) }));
+      const run = this.repair(name, old, partitions).catch((err: unknown) =>
+        this.o.log.warn('failover repair failed', { namespace: name, leader: old, error: String(err) }),
+      );
+      this.running.add(run);
+      void run.finally(() => this.running.delete(run));
     }
   }
 
   /** Resolves once the repairs started so far have ended. */
-  idle(): Promise<void> {
-    return this.chain;
+  async idle(): Promise<void> {
+    await Promise.all([...this.running]);
   }
 
   private async repair(ns: string, old: string, partitions: number[]): Promise<void> {
@@ -84,15 +89,31 @@ export class FailoverRepair {
     const byFollower = new Map<string, number[]>();
     for (const p of partitions) {
       if (table.ownerOf(p) !== nodeId) continue;
-      for (const f of table.followersOf(p)) byFollower.set(f, [...(byFollower.get(f) ?? []), p]);
+      for (const f of table.followersOf(p)) {
+        let list = byFollower.get(f);
+        if (!list) byFollower.set(f, (list = []));
+        list.push(p);
+      }
     }
     let sent = 0;
     await Promise.all(
       [...byFollower].map(async ([follower, ps]) => {
-        const theirs = await this.ask(follower, { leader: old, namespace: ns, epoch: table.epoch, partitions: ps, after: mine.newest });
+        let theirs: { keys: RecentKey[]; newest: number; complete: boolean };
+        try {
+          theirs = await this.ask(follower, { leader: old, namespace: ns, epoch: table.epoch, partitions: ps, after: mine.newest });
+        } catch (err) {
+          theirs = { keys: [], newest: -1, complete: false };
+          this.o.log.warn('failover repair: a follower did not say what it applied lately', { namespace: ns, follower, error: String(err) });
+        }
         // Keys it got beyond this node, and keys this node got beyond it.
-        const ours = applier.recent.from(old, ns, new Set(ps), theirs.newest);
-        if (!theirs.complete || !ours.complete) this.o.log.warn('failover repair may miss keys: too many writes lately', { namespace: ns, follower });
+        const ours = applier.recent.from(old, ns, table.scheme === 'hash' ? new Set(ps) : undefined, theirs.newest);
+        if (!theirs.complete || !ours.complete) {
+          // What it may hold otherwise is not known: it leaves the in-sync copies and comes back by a copy, which
+          // compares and fetches what differs (partition-import.ts).
+          this.o.log.warn('failover repair incomplete: the follower leaves the in-sync copies to be copied again', { namespace: ns, follower });
+          await this.o.replicator.dropFollower(follower);
+          return;
+        }
         const keys = new Map<string, string>();
         for (const [, , key] of [...theirs.keys, ...ours.keys]) keys.set(key, key);
         if (keys.size === 0) return;
@@ -100,17 +121,27 @@ export class FailoverRepair {
         // From here to the sends nothing else runs: the values read are those of every group shipped so far.
         const now = catalog.find(ns);
         if (!now) return;
-        const entries: WireChange[] = [];
+        const sends: Promise<void>[] = [];
+        let batch: WireChange[] = [];
+        let bytes = 0;
         for (const key of keys.values()) {
           const p = now.place(key).partition;
           if (now.ownerOf(p) !== nodeId || !now.followersOf(p).includes(follower)) continue;
-          const e = engine.get(locationOf(now, p), key);
-          entries.push(e ? [ns, p, key, 0, e.value, e.version] : [ns, p, key, 1, null, engine.nextVersion()]);
+          const location = locationOf(now, p);
+          const e = engine.get(location, key);
+          const size = e ? (engine.getRaw(location, [key])[0]?.raw.length ?? 0) : 0;
+          // Calls cut by count and by stored bytes, as the replicator cuts a group's (the wire's frame limit).
+          if (batch.length > 0 && (batch.length >= REPAIR_BATCH || bytes + size > MAX_BATCH_BYTES)) {
+            sends.push(this.o.replicator.repair(follower, ns, now.epoch, batch, bytes));
+            batch = [];
+            bytes = 0;
+          }
+          batch.push(e ? [ns, p, key, 0, e.value, e.version] : [ns, p, key, 1, null, engine.nextVersion()]);
+          bytes += size;
+          sent++;
         }
-        const sends: Promise<void>[] = [];
-        for (let i = 0; i < entries.length; i += REPAIR_BATCH) sends.push(this.o.replicator.repair(follower, ns, now.epoch, entries.slice(i, i + REPAIR_BATCH)));
+        if (batch.length > 0) sends.push(this.o.replicator.repair(follower, ns, now.epoch, batch, bytes));
         await Promise.all(sends);
-        sent += entries.length;
       }),
     );
     this.counts.repairs++;
@@ -136,7 +167,7 @@ export class FailoverRepair {
       const keys = Array.isArray(raw.keys)
         ? raw.keys.filter((k): k is RecentKey => Array.isArray(k) && k.length === 3 && typeof k[2] === 'string')
         : [];
-      return { keys, newest: typeof raw.newest === 'number' ? raw.newest : -1, complete: raw.complete !== false };
+      return { keys, newest: Number.isSafeInteger(raw.newest) ? (raw.newest as number) : -1, complete: raw.complete === true };
     } finally {
       peer.close();
     }

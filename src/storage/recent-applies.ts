@@ -12,6 +12,8 @@
 export const RECENT_MS = 15_000;
 /** Most keys remembered (about 100 bytes each); past it the oldest go first, and a repair may miss some. */
 export const RECENT_MAX = 200_000;
+/** Most keys one answer names (a frame stays well under the wire's limit); past it the answer is not complete. */
+export const RECENT_ANSWER_MAX = 50_000;
 
 interface Applied {
   at: number;
@@ -48,19 +50,21 @@ export class RecentApplies {
   }
 
   /**
-   * Keys applied from `leader` to `partitions` of `namespace` with a version above `after`, each once.
-   * `complete` is false when keys that young may have been dropped for room.
+   * Keys applied from `leader` to `partitions` of `namespace` (undefined: any — a range's id may have merged away
+   * since; the asker places the keys itself) with a version above `after`, each once. `complete` is false when keys
+   * that young may have been dropped for room, or the answer was cut at {@link RECENT_ANSWER_MAX}.
    */
-  from(leader: string, namespace: string, partitions: ReadonlySet<number>, after: number): { keys: RecentKey[]; complete: boolean } {
+  from(leader: string, namespace: string, partitions: ReadonlySet<number> | undefined, after: number): { keys: RecentKey[]; complete: boolean } {
     const now = this.now();
     this.prune(now);
     const seen = new Set<string>();
     const keys: RecentKey[] = [];
     for (let i = this.head; i < this.entries.length; i++) {
       const e = this.entries[i]!;
-      if (e.leader !== leader || e.namespace !== namespace || e.version <= after || !partitions.has(e.partition)) continue;
+      if (e.leader !== leader || e.namespace !== namespace || e.version <= after || (partitions && !partitions.has(e.partition))) continue;
       const id = `${e.partition}\u0000${e.key}`;
       if (seen.has(id)) continue;
+      if (keys.length >= RECENT_ANSWER_MAX) return { keys, complete: false };
       seen.add(id);
       keys.push([e.namespace, e.partition, e.key]);
     }

@@ -96,11 +96,15 @@ export class ReplicaApplier {
     partitions: readonly number[],
     after: number,
   ): Promise<{ keys: RecentKey[]; newest: number; complete: boolean }> {
-    const table = this.catalog.find(namespace);
-    if (!table || table.epoch < epoch) await this.catalog.refresh(namespace);
+    let table = this.catalog.find(namespace);
+    if (!table || table.epoch < epoch) table = await this.catalog.refresh(namespace);
+    // Below that epoch the old leader's calls could still be applied after this answer.
+    if (!table || table.epoch < epoch) throw new UnavailableError(`${namespace} is not yet at epoch ${epoch} here`);
     await this.leaders.get(leader)?.chain;
     await this.engine.settle();
-    return { ...this.recent.from(leader, namespace, new Set(partitions), after), newest: this.recent.newestFrom(leader) };
+    // Range ids change as ranges split and merge: a range namespace answers for all its keys (the asker places them).
+    const only = table.scheme === 'hash' ? new Set(partitions) : undefined;
+    return { ...this.recent.from(leader, namespace, only, after), newest: this.recent.newestFrom(leader) };
   }
 
   private recentFromParams(p: Record<string, unknown>): Promise<unknown> {

@@ -173,8 +173,8 @@ export class Replicator implements ReplicationHook {
    * re-sending its own values of keys a failover may have left different there (storage/failover-repair.ts). Call it
    * with the values read in the same synchronous step, so no group committed after the read goes ahead of them.
    */
-  repair(follower: string, namespace: string, epoch: number, entries: WireChange[]): Promise<void> {
-    return this.send(follower, { epochs: { [namespace]: epoch }, entries }, 0);
+  repair(follower: string, namespace: string, epoch: number, entries: WireChange[], bytes: number): Promise<void> {
+    return this.send(follower, { epochs: { [namespace]: epoch }, entries }, bytes);
   }
 
   /**

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { RECENT_MAX, RECENT_MS, RecentApplies } from '../../src/storage/recent-applies.js';
+import { RECENT_ANSWER_MAX, RECENT_MAX, RECENT_MS, RecentApplies } from '../../src/storage/recent-applies.js';
 
 describe('RecentApplies', () => {
   it('answers the keys a leader sent to some partitions above a version, each once, and the newest version', () => {
@@ -28,8 +28,9 @@ describe('RecentApplies', () => {
     expect(r.size).toBe(RECENT_MAX);
     const answer = r.from('s1', 'ns', new Set([1]), -1);
     expect(answer.complete).toBe(false);
-    expect(answer.keys).toHaveLength(RECENT_MAX);
+    expect(answer.keys).toHaveLength(RECENT_ANSWER_MAX); // an answer is cut short, and says so
     expect(answer.keys[0]).toEqual(['ns', 1, 'k10']);
+    expect(r.from('s1', 'ns', new Set([1]), 3 + RECENT_MAX + 9 - 100).keys).toHaveLength(100); // the newest, after a version
     now += RECENT_MS + 1; // long after the overflow: complete again (nothing that young was dropped)
     r.record('s1', 'ns', 1, 'later', 10 ** 9);
     expect(r.from('s1', 'ns', new Set([1]), -1)).toEqual({ keys: [['ns', 1, 'later']], complete: true });
