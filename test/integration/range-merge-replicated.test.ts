@@ -11,6 +11,7 @@ import { ClusterDir } from '../../src/config/cluster-dir.js';
 import { PeerPool, type ShardflowClient } from '../../src/client/index.js';
 import { MigrationDriver, planMerges, runMerges, type PlannedMerge } from '../../src/migration/index.js';
 import { compareKeys } from '../../src/partitioning/index.js';
+import { replicaGet } from '../harness/replica-read.js';
 
 const NS = 'repmerge';
 let cluster: TestCluster;
@@ -109,8 +110,8 @@ describe('merging replicated ranges on different nodes', () => {
       // Every copy of the merged range holds every key as acknowledged (a write is answered once all in-sync copies hold it).
       for (const node of [b!, c!]) {
         for (const [key, value] of expected) {
-          const got = await call<{ value?: unknown }>(node, 'kv.get', { ns: NS, key, epoch: table.epoch, replica: true, maxStalenessMs: 10_000 });
-          expect([node, key, got.value]).toEqual([node, key, value]);
+          const got = await replicaGet(await pool.get(node, Date.now() + 5000).then((p) => p.get()), { ns: NS, key, epoch: table.epoch });
+          expect([node, key, got?.value]).toEqual([node, key, value]);
         }
       }
       const leaderStats = await call<{ ranges: { id: number; keys: number }[] }>(a, 'range.stats', { ns: NS });

@@ -13,6 +13,7 @@ import { ClusterDir } from '../../src/config/cluster-dir.js';
 import { connect as wireConnect, splitAddress } from '../../src/wire/index.js';
 import { writeBallast } from '../harness/ballast.js';
 import type { StorageStats } from '../../src/storage/storage-node.js';
+import { replicaGet } from '../harness/replica-read.js';
 
 const NS = 'rep';
 const BALLAST = 2000;
@@ -126,7 +127,7 @@ describe('replicated storage', () => {
       for (const key of all) {
         if (!table.followersOf(table.place(key).partition).includes(victim)) continue;
         const theirs = await client.get(CMP, key);
-        const mine = (await conn.call('kv.get', { ns: CMP, key, epoch: table.epoch, replica: true, maxStalenessMs: 60_000 })) as { value?: unknown } | null;
+        const mine = await replicaGet(conn, { ns: CMP, key, epoch: table.epoch });
         expect(mine?.value ?? null, key).toEqual(theirs ?? null);
       }
     } finally {
