@@ -114,8 +114,8 @@ export class FailoverRepair {
           await this.o.replicator.dropFollower(follower);
           return;
         }
-        const keys = new Map<string, string>();
-        for (const [, , key] of [...theirs.keys, ...ours.keys]) keys.set(key, key);
+        const keys = new Set<string>();
+        for (const [, , key] of [...theirs.keys, ...ours.keys]) keys.add(key);
         if (keys.size === 0) return;
         await engine.atRest();
         // From here to the sends nothing else runs: the values read are those of every group shipped so far.
@@ -124,7 +124,7 @@ export class FailoverRepair {
         const sends: Promise<void>[] = [];
         let batch: WireChange[] = [];
         let bytes = 0;
-        for (const key of keys.values()) {
+        for (const key of keys) {
           const p = now.place(key).partition;
           if (now.ownerOf(p) !== nodeId || !now.followersOf(p).includes(follower)) continue;
           const location = locationOf(now, p);

@@ -6,6 +6,7 @@ import { expect } from 'vitest';
 import type { ShardflowClient } from '../../src/client/index.js';
 import { startLocalCluster } from '../../src/cluster/local-cluster.js';
 import type { TestCluster } from './cluster.js';
+import { tableWhen } from './tables.js';
 
 /** Writes `count` ballast keys into `ns`, 500 per batch. */
 export async function writeBallast(client: ShardflowClient, ns: string, count: number): Promise<void> {
@@ -31,4 +32,24 @@ export async function addFourthStorageNode(cluster: TestCluster): Promise<void> 
   const joined = cluster.nextMemberEvent((e) => e.type === 'join' && e.member.id === 's4');
   await startLocalCluster({ dir: cluster.dir, storage: 4, compute: 0 });
   await joined;
+}
+
+/**
+ * kill -9 of `victim` while `checker`'s writers run; once no partition of `ns` is on it, more writes, 50 ballast keys
+ * changed (`b0..b49`) and 50 deleted (`b50..b99`); then the node is started again on its data. What a copy coming
+ * back must catch up on.
+ */
+export async function changeWhileAway(
+  cluster: TestCluster,
+  client: ShardflowClient,
+  ns: string,
+  victim: string,
+  checker: { progress(writes: number): Promise<void> },
+): Promise<void> {
+  await cluster.kill9(victim);
+  await tableWhen(client, ns, (t) => t.partitions().every((p) => !t.holds(p, victim)), 20_000);
+  await checker.progress(200);
+  await client.batch(ns, Array.from({ length: 50 }, (_, i) => ({ op: 'put' as const, key: `b${i}`, value: `changed ${i}` })));
+  await client.batch(ns, Array.from({ length: 50 }, (_, i) => ({ op: 'del' as const, key: `b${50 + i}` })));
+  await cluster.restart(victim);
 }

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fullyReplicated, tableWhen } from '../harness/tables.js';
 import { startTestCluster, type TestCluster } from '../harness/cluster.js';
 import { WriteChecker } from '../harness/write-checker.js';
-import { expectBallastIntact, writeBallast } from '../harness/ballast.js';
+import { changeWhileAway, expectBallastIntact, writeBallast } from '../harness/ballast.js';
 import type { ShardflowClient } from '../../src/index.js';
 import { ClusterDir } from '../../src/config/cluster-dir.js';
 import { connect as wireConnect, splitAddress } from '../../src/wire/index.js';
@@ -90,13 +90,7 @@ describe('replicated range namespace', () => {
     checker.start();
     await checker.progress(100);
     const victim = 's3';
-    await cluster.kill9(victim);
-    await tableWhen(client, CMP, (t) => t.partitions().every((p) => !t.holds(p, victim)), 20_000);
-    // While it is away: writes go on, some ballast keys change and some are deleted.
-    await checker.progress(200);
-    await client.batch(CMP, Array.from({ length: 50 }, (_, i) => ({ op: 'put' as const, key: `b${i}`, value: `changed ${i}` })));
-    await client.batch(CMP, Array.from({ length: 50 }, (_, i) => ({ op: 'del' as const, key: `b${50 + i}` })));
-    await cluster.restart(victim);
+    await changeWhileAway(cluster, client, CMP, victim, checker);
     const healed = await tableWhen(client, CMP, (t) => fullyReplicated(t) && t.partitions().every((p) => t.holds(p, victim)), 60_000);
     await checker.stop();
     expect(await checker.verify()).toEqual([]);

@@ -11,7 +11,7 @@ import type { RoutingTable, ShardflowClient } from '../../src/index.js';
 import { MovedError, NotEnoughReplicasError } from '../../src/errors/index.js';
 import { ClusterDir } from '../../src/config/cluster-dir.js';
 import { connect as wireConnect, splitAddress } from '../../src/wire/index.js';
-import { writeBallast } from '../harness/ballast.js';
+import { changeWhileAway, writeBallast } from '../harness/ballast.js';
 import type { StorageStats } from '../../src/storage/storage-node.js';
 import { replicaGet } from '../harness/replica-read.js';
 
@@ -102,13 +102,7 @@ describe('replicated storage', () => {
     checker.start();
     await checker.progress(100);
     const victim = 's3';
-    await cluster.kill9(victim);
-    await tableWhen(client, CMP, (t) => t.partitions().every((p) => !t.holds(p, victim)), 20_000);
-    // While it is away: writes go on, some ballast keys change and some are deleted.
-    await checker.progress(200);
-    await client.batch(CMP, Array.from({ length: 50 }, (_, i) => ({ op: 'put' as const, key: `b${i}`, value: `changed ${i}` })));
-    await client.batch(CMP, Array.from({ length: 50 }, (_, i) => ({ op: 'del' as const, key: `b${50 + i}` })));
-    await cluster.restart(victim);
+    await changeWhileAway(cluster, client, CMP, victim, checker);
     await tableWhen(client, CMP, fullyReplicated, 60_000);
     await checker.stop();
     expect(await checker.verify()).toEqual([]);
