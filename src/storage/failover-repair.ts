@@ -11,10 +11,11 @@
 import type { Catalog, RoutingTable } from '../keyspace/index.js';
 import { Peer, splitAddress } from '../wire/index.js';
 import type { Logger } from '../util/logger.js';
-import type { Location, StorageEngine } from './engine.js';
+import type { StorageEngine } from './engine.js';
 import type { ReplicaApplier } from './replica-apply.js';
 import type { RecentKey } from './recent-applies.js';
 import { MAX_BATCH_BYTES, type Replicator, type WireChange } from './replicator.js';
+import { locationOf } from './location.js';
 
 /** Most changes per repair call (a follower takes at most 100 000 per call). */
 const REPAIR_BATCH = 1000;
@@ -172,8 +173,4 @@ export class FailoverRepair {
       peer.close();
     }
   }
-}
-
-function locationOf(table: RoutingTable, partition: number): Location {
-  return table.scheme === 'hash' ? { namespace: table.name, partition, slot: partition } : { namespace: table.name, partition };
 }

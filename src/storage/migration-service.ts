@@ -37,6 +37,7 @@ import { MemoryChangeLog, type Change } from './change-log.js';
 import type { Location, RawEntry, ReadSnapshot, StorageEngine, StoredEntry } from './engine.js';
 import type { KvService } from './kv-service.js';
 import { DIGEST_BYTES, DIGEST_PAGE, PAGE, PAGE_BYTES, checkLive, importSnapshot, setRate, type Import } from './partition-import.js';
+import { locationOf } from './location.js';
 
 /** Longest a partition's requests are held waiting for a cutover before the source aborts the move. */
 const FENCE_LIMIT_MS = 10_000;
@@ -261,8 +262,7 @@ export class MigrationService {
       }
     }
     for (const d of drop) {
-      const location = table.scheme === 'hash' ? { namespace: table.name, partition: d.partition, slot: d.partition } : { namespace: table.name, partition: d.partition };
-      this.drops.add({ location, bounds: d.bounds });
+      this.drops.add({ location: locationOf(table, d.partition), bounds: d.bounds });
     }
     if (drop.length > 0) this.drops.kick();
   }

@@ -22,6 +22,7 @@ import { InvalidArgumentError, StaleEpochError, UnavailableError } from '../erro
 import type { ReplicatedChange, StorageEngine } from './engine.js';
 import type { WireChange } from './replicator.js';
 import { RecentApplies, type RecentKey } from './recent-applies.js';
+import { locationOf } from './location.js';
 
 interface LeaderState {
   stream: string;
@@ -173,7 +174,7 @@ export class ReplicaApplier {
           });
         }
         if (!ofNs) checked.set(ns, (ofNs = new Map()));
-        ofNs.set(partition, (location = table.scheme === 'hash' ? { namespace: ns, partition, slot: partition } : { namespace: ns, partition }));
+        ofNs.set(partition, (location = locationOf(table, partition)));
       }
       out.push({ location, key, deleted: deleted === 1, value: deleted === 1 ? undefined : value, version });
     }

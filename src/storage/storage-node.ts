@@ -25,6 +25,7 @@ import { Replicator } from './replicator.js';
 import { ReplicaApplier } from './replica-apply.js';
 import { LeaderStanding } from './leader-standing.js';
 import { FailoverRepair } from './failover-repair.js';
+import { locationOf } from './location.js';
 
 export interface StorageNodeOptions {
   id: string;
@@ -220,7 +221,7 @@ export class StorageNode {
       const ns: NamespaceStats = { partitions: mine.length, keys: 0, bytes: 0 };
       for (const p of mine) {
         const c = this.engine.countersFor(
-          table.scheme === 'hash' ? { namespace: name, partition: p, slot: p } : { namespace: name, partition: p },
+          locationOf(table, p),
         );
         ns.keys += c.keys;
         ns.bytes += c.bytes;
@@ -231,7 +232,7 @@ export class StorageNode {
         ns.followerKeys = 0;
         ns.followerBytes = 0;
         for (const p of followed) {
-          const c = this.engine.countersFor(table.scheme === 'hash' ? { namespace: name, partition: p, slot: p } : { namespace: name, partition: p });
+          const c = this.engine.countersFor(locationOf(table, p));
           ns.followerKeys += c.keys;
           ns.followerBytes += c.bytes;
         }
@@ -252,7 +253,7 @@ export class StorageNode {
       const table = this.catalog.find(name);
       if (!table) continue;
       out[name] = table.partitionsOf(this.id).map((p) => {
-        const c = this.engine.countersFor(table.scheme === 'hash' ? { namespace: name, partition: p, slot: p } : { namespace: name, partition: p });
+        const c = this.engine.countersFor(locationOf(table, p));
         return [p, c.keys, c.bytes];
       });
     }
