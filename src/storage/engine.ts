@@ -1,9 +1,6 @@
 /**
- * The storage engine: one LMDB environment per node, one ordered key space for every namespace.
- *
- * Stored keys are arrays in lmdb's ordered-binary encoding, so each partition's data is one contiguous run:
- *   hash namespace:  [namespace, slot, key]   — a slot's keys sit together (migration copies a run, not a scan)
- *   range namespace: [namespace, key]         — keys in order; a range split moves no data
+ * The storage engine: one LMDB environment per node, one ordered key space for every namespace; each partition's data
+ * is one contiguous run of it (stored-keys.ts).
  * Values are stored with a version (lmdb `useVersions`): a per-node hybrid clock, so versions only grow for a key
  * and conditional writes compare them at commit time, inside LMDB's writer.
  *
@@ -20,6 +17,7 @@ import { GroupCommit } from './group-commit.js';
 import { CounterTable, counterKey, type PartitionCounters } from './partition-counters.js';
 import type { Change, ChangeLog } from './change-log.js';
 import { valueHash } from './value-hash.js';
+import { countIn, entriesIn, storedKey, storedKeysIn, type KeyBounds, type StoredKey } from './stored-keys.js';
 import type { Durability, Location, StoredEntry, RawEntry, EntryDigest, BatchOp, ReplicatedChange, ReplicationHook, ReadSnapshot, ScanOptions, Page } from './engine-types.js';
 
 export type { Durability, Location, StoredEntry, RawEntry, EntryDigest, BatchOp, ReplicatedChange, ReplicationHook, ReadSnapshot, ScanOptions, Page } from './engine-types.js';
@@ -33,16 +31,11 @@ type Syncable = { sync(callback: (error?: Error) => void): void };
 type Write =
   | { type: 'put'; location: Location; key: StoredKey; value: unknown; version: number; ifVersion?: number; raw?: false }
   | { type: 'put'; location: Location; key: StoredKey; value: Uint8Array; version: number; ifVersion?: undefined; raw: true }
-  | { type: 'delete'; location: Location; key: StoredKey; ifVersion?: number; version?: number };
+  | { type: 'delete'; location: Location; key: StoredKey; ifVersion?: number; version?: number }
+  | { type: 'reassert'; location: Location; key: StoredKey; version: number };
 
 /** What is submitted to the group commit; `shipped` is set after the commit if its changes go to followers. */
 type Submitted = (Write | { type: 'all'; writes: Write[] }) & { shipped?: Promise<void> };
-
-type StoredKey = (string | number)[];
-
-function storedKey(location: Location, key: string): StoredKey {
-  return location.slot === undefined ? [location.namespace, key] : [location.namespace, location.slot, key];
-}
 
 /**
  * @example
@@ -187,12 +180,35 @@ export class StorageEngine {
   }
 
   /**
+   * Writes each key's current value again under a fresh version — a delete for a key not held — as a write of its
+   * own, shipped to the partition's followers and captured by change logs like any other; values and counters stay
+   * as they are. Keys of partitions this node does not lead for replication are left alone. A new leader's failover
+   * repair (failover-repair.ts): every copy then holds this node's value, and at a version a later repair sees.
+   * Resolves once committed and held by the followers.
+   */
+  async reassert(keys: { location: Location; key: string }[]): Promise<void> {
+    if (keys.length === 0) return;
+    await this.group.submit({
+      type: 'all',
+      writes: keys.map(({ location, key }): Write => ({ type: 'reassert', location, key: storedKey(location, key), version: this.nextVersion() })),
+    });
+  }
+
+  /**
    * Applies one write inside the group's transaction (see {@link GroupCommit}): checks its condition against what
    * the transaction sees — earlier writes of the same group included — and keeps the counters exact.
    */
   private apply(write: Write | { type: 'all'; writes: Write[] }): boolean {
     if (write.type === 'all') {
       for (const w of write.writes) this.apply(w);
+      return true;
+    }
+    if (write.type === 'reassert') {
+      if (!this.replication?.wants(write.location)) return false;
+      const held = this.rawData.getEntry(write.key);
+      // A copy: lmdb may hand out a buffer over its map, which the put could overwrite while reading it.
+      if (held) return this.apply({ type: 'put', location: write.location, key: write.key, value: Buffer.from(held.value), version: write.version, raw: true });
+      this.captured(write, { deleted: true, version: write.version });
       return true;
     }
     const before = this.data.getBinaryFast(write.key)?.length;
@@ -326,7 +342,7 @@ export class StorageEngine {
   }
 
   /** Deletes up to `limit` keys of a partition (within `bounds` for a range), in one transaction. Returns how many. */
-  async dropKeys(location: Location, bounds: { start?: string; end?: string | null }, limit: number): Promise<number> {
+  async dropKeys(location: Location, bounds: KeyBounds, limit: number): Promise<number> {
     const keys = this.keys(location, bounds, limit);
     if (keys.length === 0) return 0;
     await this.group.submit({
@@ -337,7 +353,7 @@ export class StorageEngine {
   }
 
   /** Deletes every key of a partition (within `bounds` for a range), a chunk per transaction. Returns how many. */
-  async dropPartition(location: Location, bounds: { start?: string; end?: string | null } = {}): Promise<number> {
+  async dropPartition(location: Location, bounds: KeyBounds = {}): Promise<number> {
     // A hash partition's counter is exact (kept by every write): an empty one needs no look (a scale-out's target
     // starts each of its many imports with this).
     if (location.slot !== undefined && this.countersFor(location).keys === 0) return 0;
@@ -359,7 +375,7 @@ export class StorageEngine {
    */
   scan(location: Location, options: ScanOptions): StoredEntry[] {
     const out: StoredEntry[] = [];
-    for (const { key, value, version } of this.range(this.data, location, options)) {
+    for (const { key, value, version } of entriesIn(this.data, location, options)) {
       out.push({ key, value, version });
       if (out.length >= options.limit) break;
     }
@@ -386,7 +402,7 @@ export class StorageEngine {
   private page<T>(location: Location, options: ScanOptions & { maxBytes?: number }, as: (key: string, raw: Uint8Array, version: number) => T): Page<T> {
     const entries: T[] = [];
     let bytes = 0;
-    for (const { key, value, version } of this.range(this.rawData, location, options)) {
+    for (const { key, value, version } of entriesIn(this.rawData, location, options)) {
       entries.push(as(key, value, version));
       bytes += value.length;
       if (entries.length >= options.limit || (options.maxBytes !== undefined && bytes >= options.maxBytes)) return { entries, done: false };
@@ -408,22 +424,6 @@ export class StorageEngine {
       if (e) out.push({ key, raw: e.value, version: e.version ?? 0 });
     }
     return out;
-  }
-
-  private *range<V>(db: Database<V, StoredKey>, location: Location, options: ScanOptions): Generator<{ key: string; value: V; version: number }> {
-    const prefix: StoredKey = location.slot === undefined ? [location.namespace] : [location.namespace, location.slot];
-    const from = options.after !== undefined ? options.after : (options.start ?? '');
-    const range = db.getRange({
-      start: [...prefix, from],
-      end: endOf(location, options.end),
-      versions: true,
-      ...(options.snapshot ? { transaction: options.snapshot.transaction } : {}),
-    });
-    for (const { key, value, version } of range) {
-      const userKey = key[key.length - 1] as string;
-      if (options.after !== undefined && userKey === options.after) continue;
-      yield { key: userKey, value, version: version ?? 0 };
-    }
   }
 
   /**
@@ -468,35 +468,19 @@ export class StorageEngine {
   }
 
   /** Recounts one partition from disk (range namespaces: the keys in `[start, end)`). */
-  recount(location: Location, bounds: { start?: string; end?: string | null } = {}): PartitionCounters {
-    const c: PartitionCounters = { keys: 0, bytes: 0 };
-    const prefix = location.slot === undefined ? [location.namespace] : [location.namespace, location.slot];
-    const end = endOf(location, bounds.end);
-    for (const key of this.data.getKeys({ start: [...prefix, bounds.start ?? ''], end })) {
-      c.keys += 1;
-      c.bytes += this.data.getBinaryFast(key)?.length ?? 0;
-    }
+  recount(location: Location, bounds: KeyBounds = {}): PartitionCounters {
+    const c = countIn(this.data, location, bounds);
     this.counters.set(location, c);
     return c;
   }
 
   /** Keys of a partition in order, without values (to choose split points). */
-  keys(location: Location, bounds: { start?: string; end?: string | null }, limit: number): string[] {
-    const prefix = location.slot === undefined ? [location.namespace] : [location.namespace, location.slot];
+  keys(location: Location, bounds: KeyBounds, limit: number): string[] {
     const out: string[] = [];
-    for (const key of this.data.getKeys({ start: [...prefix, bounds.start ?? ''], end: endOf(location, bounds.end) })) {
+    for (const key of storedKeysIn(this.data, location, bounds)) {
       out.push(key[key.length - 1] as string);
       if (out.length >= limit) break;
     }
     return out;
   }
-}
-
-/** The stored key just past a partition's data (or `[..., end]` when the scan stops at a user key). */
-function endOf(location: Location, end: string | null | undefined): StoredKey {
-  if (end !== undefined && end !== null) {
-    return location.slot === undefined ? [location.namespace, end] : [location.namespace, location.slot, end];
-  }
-  // Ordered-binary sorts an array after its prefixes, so the next partition's prefix bounds this one.
-  return location.slot === undefined ? [location.namespace + '\u0001'] : [location.namespace, location.slot + 1];
 }

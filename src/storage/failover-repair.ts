@@ -3,10 +3,12 @@
  * its own stream and died with its last groups on some streams and not others; those writes were never acknowledged,
  * but without a repair they would stay on some copies only — read from those followers, and brought back if one of
  * them led later. For each partition this node took over from a leader that is gone, it asks every follower which
- * keys it applied lately from that leader beyond what this node got (`repl.recent`, recent-applies.ts), adds the keys
- * it got beyond what that follower got, and sends the follower its own current value of each (or a delete) on the
- * replication stream, behind every write shipped before: the copies converge on the new leader's, as Kafka's
- * followers truncate to the high watermark and fetch from the new leader.
+ * keys it applied lately from that leader beyond what this node got (`repl.recent`, recent-applies.ts) and adds the keys
+ * it got beyond what that follower got. Then it writes its own current value of each of those keys again (or a
+ * delete) under a fresh version, as a write of its own (`StorageEngine.reassert`): shipped to every in-sync follower
+ * behind every write shipped before, the copies converge on the new leader's, as Kafka's followers truncate to the
+ * high watermark and fetch from the new leader. Being a write of this leader's, with a version above all before it,
+ * a repair cut short by this leader's own death is found and finished by the next leader's repair like any other.
  */
 import type { Catalog, RoutingTable } from '../keyspace/index.js';
 import { Peer, splitAddress } from '../wire/index.js';
@@ -14,10 +16,11 @@ import type { Logger } from '../util/logger.js';
 import type { StorageEngine } from './engine.js';
 import type { ReplicaApplier } from './replica-apply.js';
 import type { RecentKey } from './recent-applies.js';
-import { MAX_BATCH_BYTES, type Replicator, type WireChange } from './replicator.js';
+import type { Replicator } from './replicator.js';
+import type { Location } from './engine-types.js';
 import { locationOf } from './location.js';
 
-/** Most changes per repair call (a follower takes at most 100 000 per call). */
+/** Most keys re-written per transaction. */
 const REPAIR_BATCH = 1000;
 const CALL_TIMEOUT_MS = 10_000;
 
@@ -96,7 +99,9 @@ export class FailoverRepair {
         list.push(p);
       }
     }
-    let sent = 0;
+    // Keys some copy may hold differently: each follower's beyond this node, and this node's beyond each follower.
+    // The followers are asked first, all of them: once a follower has answered it applies nothing more from `old`.
+    const keys = new Set<string>();
     await Promise.all(
       [...byFollower].map(async ([follower, ps]) => {
         let theirs: { keys: RecentKey[]; newest: number; complete: boolean };
@@ -106,45 +111,26 @@ export class FailoverRepair {
           theirs = { keys: [], newest: -1, complete: false };
           this.o.log.warn('failover repair: a follower did not say what it applied lately', { namespace: ns, follower, error: String(err) });
         }
-        // Keys it got beyond this node, and keys this node got beyond it.
         const ours = applier.recent.from(old, ns, table.scheme === 'hash' ? new Set(ps) : undefined, theirs.newest);
         if (!theirs.complete || !ours.complete) {
-          // What it may hold otherwise is not known: it leaves the in-sync copies and comes back by a copy, which
-          // compares and fetches what differs (partition-import.ts).
-          this.o.log.warn('failover repair incomplete: the follower leaves the in-sync copies to be copied again', { namespace: ns, follower });
-          await this.o.replicator.dropFollower(follower);
+          // What it may hold otherwise is not known: it leaves the in-sync copies of these partitions and comes back
+          // by a copy, which compares and fetches what differs (partition-import.ts).
+          this.o.log.warn('failover repair incomplete: the follower leaves the in-sync copies to be copied again', { namespace: ns, follower, partitions: ps.length });
+          await this.o.replicator.dropFollower(follower, { namespace: ns, partitions: ps });
           return;
         }
-        const keys = new Set<string>();
-        for (const [, , key] of [...theirs.keys, ...ours.keys]) keys.add(key);
-        if (keys.size === 0) return;
-        await engine.atRest();
-        // From here to the sends nothing else runs: the values read are those of every group shipped so far.
-        const now = catalog.find(ns);
-        if (!now) return;
-        const sends: Promise<void>[] = [];
-        let batch: WireChange[] = [];
-        let bytes = 0;
-        for (const key of keys) {
-          const p = now.place(key).partition;
-          if (now.ownerOf(p) !== nodeId || !now.followersOf(p).includes(follower)) continue;
-          const location = locationOf(now, p);
-          const e = engine.get(location, key);
-          const size = e ? (engine.getRaw(location, [key])[0]?.raw.length ?? 0) : 0;
-          // Calls cut by count and by stored bytes, as the replicator cuts a group's (the wire's frame limit).
-          if (batch.length > 0 && (batch.length >= REPAIR_BATCH || bytes + size > MAX_BATCH_BYTES)) {
-            sends.push(this.o.replicator.repair(follower, ns, now.epoch, batch, bytes));
-            batch = [];
-            bytes = 0;
-          }
-          batch.push(e ? [ns, p, key, 0, e.value, e.version] : [ns, p, key, 1, null, engine.nextVersion()]);
-          bytes += size;
-          sent++;
-        }
-        if (batch.length > 0) sends.push(this.o.replicator.repair(follower, ns, now.epoch, batch, bytes));
-        await Promise.all(sends);
+        for (const [, , key] of theirs.keys) keys.add(key);
+        for (const [, , key] of ours.keys) keys.add(key);
       }),
     );
+    const now = catalog.find(ns);
+    const writes: { location: Location; key: string }[] = [];
+    for (const key of keys) {
+      const p = now?.place(key).partition;
+      if (now && p !== undefined && now.ownerOf(p) === nodeId) writes.push({ location: locationOf(now, p), key });
+    }
+    for (let i = 0; i < writes.length; i += REPAIR_BATCH) await engine.reassert(writes.slice(i, i + REPAIR_BATCH));
+    const sent = writes.length;
     this.counts.repairs++;
     this.counts.keys += sent;
     this.o.log.info('failover repair: followers hold the new leader\'s values of the keys the old leader wrote last', {

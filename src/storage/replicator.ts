@@ -169,15 +169,6 @@ export class Replicator implements ReplicationHook {
   }
 
   /**
-   * Sends `entries` of `namespace` to `follower` on its stream, behind every group shipped to it before: a new leader
-   * re-sending its own values of keys a failover may have left different there (storage/failover-repair.ts). Call it
-   * with the values read in the same synchronous step, so no group committed after the read goes ahead of them.
-   */
-  repair(follower: string, namespace: string, epoch: number, entries: WireChange[], bytes: number): Promise<void> {
-    return this.send(follower, { epochs: { [namespace]: epoch }, entries }, bytes);
-  }
-
-  /**
    * Sends changes on the follower's stream, in the order of the calls to send: at once if a call is free, else with
    * the next call. Resolves once the follower holds them; a failure closes the stream.
    */
@@ -264,8 +255,23 @@ export class Replicator implements ReplicationHook {
   /**
    * Removes `follower` from the in-sync followers of every partition this node leads (one CAS per namespace). Until
    * that has been written nothing more is sent to it: a stream with a gap must not go on.
+   *
+   * With `only`, from those partitions of one namespace alone (a failover repair that could not learn what the
+   * follower holds of them); its stream is sound and goes on for the others.
    */
-  dropFollower(follower: string): Promise<void> {
+  dropFollower(follower: string, only?: { namespace: string; partitions: readonly number[] }): Promise<void> {
+    if (only) {
+      const { catalog, nodeId } = this.options;
+      return catalog
+        .update(only.namespace, (t) => {
+          const changes = new Map<number, string[]>();
+          for (const p of only.partitions) {
+            if (t.ownerOf(p) === nodeId && t.followersOf(p).includes(follower)) changes.set(p, t.followersOf(p).filter((f) => f !== follower));
+          }
+          return changes.size > 0 ? t.withFollowers(changes) : undefined;
+        })
+        .then(() => undefined);
+    }
     const running = this.dropping.get(follower);
     if (running) return running;
     this.failed.add(follower);

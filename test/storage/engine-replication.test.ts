@@ -84,6 +84,38 @@ describe('storage engine with a replication hook', () => {
     await e.close();
   });
 
+  it('reasserts keys: the current value again (a delete for a key not held) under a fresh version, shipped like a write', async () => {
+    const e = StorageEngine.open(dir);
+    const h = hook();
+    e.setReplication(h);
+    const put = e.put(led, 'k', { n: 1 });
+    await settled(put);
+    h.ships[0]!.resolve();
+    const { version } = await put;
+    const counters = { ...e.countersFor(led) };
+    // `single` is not replicated here: left alone.
+    const reasserted = e.reassert([
+      { location: led, key: 'k' },
+      { location: led, key: 'gone' },
+      { location: single, key: 'k' },
+    ]);
+    expect(await settled(reasserted)).toBe(false);
+    const changes = h.ships[1]!.changes;
+    expect(changes.map((c) => [c.key, c.deleted, c.value])).toEqual([
+      ['k', false, { n: 1 }],
+      ['gone', true, undefined],
+    ]);
+    expect(changes[0]!.version).toBeGreaterThan(version);
+    expect(changes[1]!.version).toBeGreaterThan(changes[0]!.version);
+    h.ships[1]!.resolve();
+    await reasserted;
+    expect(e.get(led, 'k')).toEqual({ key: 'k', value: { n: 1 }, version: changes[0]!.version });
+    expect(e.get(led, 'gone')).toBeUndefined();
+    expect(e.get(single, 'k')).toBeUndefined();
+    expect(e.countersFor(led)).toEqual(counters);
+    await e.close();
+  });
+
   it('ships the groups of pipelined writes separately, each answered with its own ship', async () => {
     const e = StorageEngine.open(dir);
     const h = hook();

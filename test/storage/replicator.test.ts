@@ -159,6 +159,24 @@ describe('replicator', () => {
     expect((await catalog.refresh('rep'))!.followersOf(1)).toEqual(['f1', 'f2']);
   });
 
+  it('drops a follower from some partitions only, its stream going on for the others', async () => {
+    const { catalog, followers, replicator } = await setup();
+    const f2 = followers.get('f2')!;
+    await replicator.ship(changes(['a'], 1));
+    await replicator.dropFollower('f2', { namespace: 'rep', partitions: [1, 2] });
+    const table = (await catalog.refresh('rep'))!;
+    expect(table.followersOf(1)).toEqual(['f1']);
+    expect(table.followersOf(2)).toEqual(['f1']);
+    expect(table.followersOf(3)).toEqual(['f1', 'f2']);
+    await replicator.ship(changes(['b'], 3));
+    // The same stream (call 2 after call 1): nothing was lost on it, so it was not closed.
+    expect(f2.calls).toEqual([
+      { seq: 1, keys: ['a'] },
+      { seq: 2, keys: ['b'] },
+    ]);
+    expect(f2.engine.get({ namespace: 'rep', partition: 3, slot: 3 }, 'b')?.value).toBe('v:b');
+  });
+
   it('is refused by a follower that does not see it leading', async () => {
     const { catalog, followers } = await setup();
     const f1 = followers.get('f1')!;
