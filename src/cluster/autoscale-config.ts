@@ -44,9 +44,9 @@ const COMMAND_FIELDS = new Set(['kind', 'command', 'timeoutMs', 'settleTimeoutMs
  * Checks an `autoscale` section (from cluster.json, or built from flags) and fills in the defaults: interval 5 s,
  * the local provisioner.
  *
- * Beyond `validatePolicy`'s rules: a policy's metric must be one its tier's nodes report (storage `bytes`, `keys`;
- * compute `callsPerSec`, `inFlight`), `maxNodes` may not exceed what a provisioner is asked for (64), and a command
- * provisioner's hook must parse.
+ * Beyond `validatePolicy`'s rules: a policy's metric must be one its tier's nodes report (storage `bytes`, `keys`,
+ * `opsPerSec`; compute `callsPerSec`, `inFlight`), `maxNodes` may not exceed what a provisioner is asked for (64),
+ * and a command provisioner's hook must parse.
  *
  * @throws ConfigError whose message and `details.field` name the field, e.g. `autoscale.storage.lowWatermark`.
  *

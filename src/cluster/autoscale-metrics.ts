@@ -8,11 +8,12 @@ import { PeerPool, type MemberView } from '../client/index.js';
 import type { Tier } from './provisioner.js';
 
 /**
- * The metrics each tier's nodes report, which a policy may scale on. Storage: `bytes` and `keys` held; compute:
- * `callsPerSec` (completed, over a short sliding window) and `inFlight` (calls running at the moment of the sample).
+ * The metrics each tier's nodes report, which a policy may scale on. Storage: `bytes` and `keys` held (as leader),
+ * `opsPerSec` (kv requests served, over a short sliding window); compute: `callsPerSec` (completed, over a short
+ * sliding window) and `inFlight` (calls running at the moment of the sample).
  */
 export const TIER_METRICS: Readonly<Record<Tier, readonly string[]>> = Object.freeze({
-  storage: Object.freeze(['bytes', 'keys']),
+  storage: Object.freeze(['bytes', 'keys', 'opsPerSec']),
   compute: Object.freeze(['callsPerSec', 'inFlight']),
 });
 

@@ -19,6 +19,7 @@ import { RangeMaintainer, RangeTraffic } from './range-maintainer.js';
 import { SnapshotRegistry } from './snapshots.js';
 import { MigrationService } from './migration-service.js';
 import { LatencyWindow } from '../util/latency-window.js';
+import { RateMeter } from '../util/rate-meter.js';
 import { recoverAtStart } from './startup-recovery.js';
 import { LeadHandoffService } from './lead-handoff-service.js';
 import { Replicator } from './replicator.js';
@@ -73,6 +74,8 @@ export interface StorageStats {
    * back while the partition has fewer copies than configured).
    */
   namespaces: Record<string, NamespaceStats>;
+  /** kv requests served per second, over the last 5 whole seconds (`node.stats` only): an autoscaler metric. */
+  opsPerSec?: number;
   /** Latency of kv requests over the last whole second (`node.stats` only). */
   latency?: { p99Ms: number; p50Ms: number; count: number };
   /**
@@ -162,6 +165,7 @@ export class StorageNode {
     catalog.onChange((table, name) => maintainer.onTable(table, name));
 
     const latency = new LatencyWindow();
+    const served = new RateMeter();
     let sizes: () => Record<string, [number, number, number][]> = () => ({});
     let stats: () => StorageStats = () => ({ id: options.id, partitions: 0, keys: 0, bytes: 0, namespaces: {} });
     const server = new RpcServer({
@@ -171,7 +175,10 @@ export class StorageNode {
         if (method.startsWith('kv.')) {
           // Foreground latency, which a migration driver follows to slow down when clients suffer.
           const t0 = performance.now();
-          const done = () => latency.record(performance.now() - t0);
+          const done = () => {
+            latency.record(performance.now() - t0);
+            served.mark();
+          };
           const out = kv.handle(method, params, connection);
           if (out instanceof Promise) return out.finally(done);
           done();
@@ -199,6 +206,7 @@ export class StorageNode {
     const node = new StorageNode(options.id, address, engine, catalog, server, registration, maintainer, snapshots, log, migrations, replicator, members, standing);
     stats = () => ({
       ...node.stats(),
+      opsPerSec: served.rate(),
       latency: latency.snapshot(),
       following: applier.lagByLeader(),
       imported: { ...migrations.imported },

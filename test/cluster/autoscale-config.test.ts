@@ -45,6 +45,7 @@ describe('parseAutoscaleConfig', () => {
     expect(config.provisioner).toEqual({ kind: 'local' });
     expect(config.policies.storage).toMatchObject({ ...STORAGE, maxStepIn: 1, maxStepOut: 12 });
     expect(config.policies.compute?.metric).toBe('inFlight');
+    expect(parseAutoscaleConfig({ storage: { ...STORAGE, metric: 'opsPerSec' } }).policies.storage?.metric).toBe('opsPerSec');
     expect(parseAutoscaleConfig(undefined)).toEqual({ intervalMs: 5000, policies: {}, provisioner: { kind: 'local' } });
   });
 
@@ -62,7 +63,7 @@ describe('parseAutoscaleConfig', () => {
   it('refuses bad configuration with a ConfigError naming the field', () => {
     const cases: [unknown, string][] = [
       [{ storage: { ...STORAGE, metric: 'callsPerSec' } }, 'autoscale.storage.metric'],
-      [{ storage: { ...STORAGE, metric: 'opsPerSec' } }, 'autoscale.storage.metric'],
+      [{ storage: { ...STORAGE, metric: 'cpu' } }, 'autoscale.storage.metric'],
       [{ compute: { ...COMPUTE, metric: 'bytes' } }, 'autoscale.compute.metric'],
       [{ storage: { ...STORAGE, lowWatermark: 1.5 } }, 'autoscale.storage.lowWatermark'],
       [{ storage: { ...STORAGE, target: -1 } }, 'autoscale.storage.target'],

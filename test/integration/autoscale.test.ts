@@ -156,6 +156,18 @@ describe('autoscaler: storage tier', () => {
     expect(first).toMatchObject({ tier: 'storage', nodes: 2, action: 'none' });
     expect((await clusterStatus(cluster.dir)).autoscaler[0]).toMatchObject({ leader: b.candidate, active: true });
   });
+
+  it('decides on the requests storage nodes serve (opsPerSec), as it does on their data', async () => {
+    const client = await cluster.client();
+    // A second of reads: each node's rate (requests over its last 5 whole seconds) is then well above 6/s.
+    for (const end = Date.now() + 1200; Date.now() < end; ) await Promise.all(Array.from({ length: 16 }, (_, i) => client.get('default', `k${i}`)));
+    const policy = { metric: 'opsPerSec', target: 5, highWatermark: 1.2, lowWatermark: 0.3, minNodes: 1, maxNodes: 4, scaleOutCooldownMs: 0, scaleInCooldownMs: 0, stabilizationMs: 0 };
+    const dry = await run(['autoscale', '--dir', cluster.dir, '--once', '--dry-run', '--storage-policy', JSON.stringify(policy)]);
+    expect(dry.stderr).not.toMatch(/error/i);
+    expect(dry.code).toBe(0);
+    expect(dry.stdout).toMatch(/^storage +\d\d:\d\d:\d\d {2}2 -> [34] {2}dry-run {2}opsPerSec\/node [\d.k]+ > 1\.2 × 5 for .*: 2 -> [34]$/m);
+    expect(await new LocalProvisioner(cluster.dir).count('storage')).toBe(2);
+  });
 });
 
 describe('autoscaler: compute tier', () => {
