@@ -11,9 +11,16 @@
  */
 import { ConfigError, count, defineJob, global, ndjsonFile, pipeline, runIfMain, textLines } from '../src/index.js';
 
-/** The words of a line, lower-cased. */
+/**
+ * The words of a line, lower-cased. It splits first, then lower-cases each word: lower-casing can add characters
+ * that are not letters ("İ" becomes "i" + U+0307, a combining mark), which would split a word if done first. Digits
+ * are `\p{Nd}`: `\p{N}` would also take "²" or "½" as part of a word.
+ */
 export function words(line: string): string[] {
-  return line.toLowerCase().split(/[^\p{L}\p{N}]+/u).filter((w) => w !== '');
+  return line
+    .split(/[^\p{L}\p{Nd}]+/u)
+    .filter((w) => w !== '')
+    .map((w) => w.toLowerCase());
 }
 
 const job = defineJob((args) => {

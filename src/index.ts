@@ -107,5 +107,6 @@ export {
 } from './partitioning/index.js';
 export { createStrategy, pickByKey, InstanceHealth, STRATEGY_NAMES, type StrategyName, type Strategy } from './dispatch/index.js';
 export { RpcServer, connect as connectWire, Peer, type Connection } from './wire/index.js';
-// Processing (issue 5): pipeline API, local runner, state backends, files/generator/stdout connectors.
+// Processing (issue 5): pipeline API, local runner, state backends, and the connectors (files, generator, stdout,
+// memory, HTTP ingest, Redis Streams, NATS JetStream, storage namespace, webhook).
 export * from './processing/index.js';

@@ -1,13 +1,14 @@
 /**
  * The processing layer: the pipeline API, its logical plan, the local runner (stream and batch modes, triggers,
- * checkpoints), state backends, and the connectors this layer owns. See docs/ARCHITECTURE.md, "The path of a record".
+ * checkpoints), state backends, and the connectors this layer owns (files, generator, stdout, memory, HTTP ingest,
+ * Redis Streams, NATS JetStream, storage namespace, webhook). See docs/ARCHITECTURE.md, "The path of a record".
  *
  * @example
  * ```ts
  * import { pipeline, textLines, ndjsonFile, global, count } from './processing/index.js';
  * await pipeline('wc')
  *   .from(textLines('books/*.txt'))
- *   .flatMap((line) => line.toLowerCase().split(/[^\p{L}\p{N}]+/u).filter(Boolean))
+ *   .flatMap((line) => line.split(/[^\p{L}\p{Nd}]+/u).filter(Boolean).map((w) => w.toLowerCase()))
  *   .keyBy((w) => w)
  *   .window(global())
  *   .aggregate(count())
@@ -50,4 +51,9 @@ export { files, textLines, ndjson, csv, ndjsonFile, parseCsvRow, type FilesOptio
 export { generator, rngFor, type GeneratorOptions, type Rng } from './connectors/generator.js';
 export { stdout } from './connectors/stdout.js';
 export { fromArray, collect } from './connectors/memory.js';
+export { httpIngest, type HttpIngestOptions } from './connectors/http-ingest.js';
+export { redisStreams, type RedisStreamsOptions } from './connectors/redis-streams.js';
+export { jetStreamSource, type JetStreamOptions } from './connectors/jetstream.js';
+export { namespaceSink, type NamespaceSinkOptions } from './connectors/namespace-sink.js';
+export { webhook, type WebhookOptions } from './connectors/webhook.js';
 export type * from './connectors/types.js';

@@ -6,6 +6,8 @@
  * - a record is late for a window once `maxTimestamp(window) + allowedLateness <= watermark`; late for all of its
  *   windows, it goes to the late output (or is counted and dropped);
  * - a record for a window that already fired but is within allowed lateness updates it and the window fires again;
+ * - a record that opens a window already complete (within allowed lateness) fires it at once, and only then — no
+ *   fire timer is set behind the watermark; later records within the lateness fire it again, once each;
  * - session windows start as `[t, t + gap)` and merge with every window of the key they overlap.
  *
  * Results are `{ key, window, value }` with timestamp `end - 1`.
@@ -90,10 +92,16 @@ export class WindowOperator implements KeyedOperator {
     return this.spec.window.time === 'event' && maxTimestamp(win) + this.spec.allowedLatenessMs <= scope.watermark;
   }
 
+  /**
+   * The fire timer at the window's last timestamp, and with allowed lateness the cleanup timer at last + lateness.
+   * A window that opens (or merges) with its last timestamp already at or behind the watermark fires on arrival
+   * instead: a fire timer there would be due at the next watermark and fire it a second time. Its cleanup timer is
+   * still ahead of the watermark (else the record was late) and drops it once the lateness has passed.
+   */
   private setTimers(x: Window, scope: KeyScope): void {
     const domain = this.spec.window.time;
     const last = maxTimestamp(x);
-    scope.setTimer(domain, last);
+    if (domain !== 'event' || last > scope.watermark) scope.setTimer(domain, last);
     if (domain === 'event' && this.spec.allowedLatenessMs > 0) scope.setTimer('event', last + this.spec.allowedLatenessMs);
   }
 

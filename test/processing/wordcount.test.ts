@@ -3,7 +3,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import wordcount from '../../examples/wordcount.js';
+import wordcount, { words } from '../../examples/wordcount.js';
 import { ConfigError, loadJob, runJobModule } from '../../src/index.js';
 import { tempDir } from './helpers.js';
 
@@ -17,14 +17,18 @@ afterEach(() => cleanup());
 const TEXTS = {
   'a.txt': 'The cat, the HAT — and the café!\nÉté 2024: naïve façade; don’t stop.\n',
   'b.txt': 'Καλημέρα κόσμε, ΚΑΛΗΜΈΡΑ\r\n東京 東京 tokyo\n\n42 is 42\n',
-  'c.txt': 'the end',
+  // Lower-casing "İ" adds U+0307 (a combining mark, not a letter), and "²" is a number but not a digit.
+  'c.txt': 'İstanbul x² ½\nthe end',
 };
 
 /** The reference: what the example must produce, computed the plain way. */
 function expected(): string {
   const counts = new Map<string, number>();
   for (const text of Object.values(TEXTS))
-    for (const w of text.toLowerCase().split(/[^\p{L}\p{N}]+/u)) if (w) counts.set(w, (counts.get(w) ?? 0) + 1);
+    for (const raw of text.split(/[^\p{L}\p{Nd}]+/u)) {
+      const w = raw.toLowerCase();
+      if (w) counts.set(w, (counts.get(w) ?? 0) + 1);
+    }
   return [...counts]
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .map(([word, count]) => JSON.stringify({ word, count }) + '\n')
@@ -46,6 +50,13 @@ describe('examples/wordcount.ts', () => {
     }
     expect(expected()).toContain('{"word":"the","count":4}');
     expect(expected()).toContain('{"word":"καλημέρα","count":2}');
+    expect(expected()).toContain('{"word":"i\u0307stanbul","count":1}');
+    expect(expected()).toContain('{"word":"x","count":1}');
+    expect(expected()).not.toMatch(/"word":"(i|stanbul|x²|½)"/);
+  });
+
+  it('splits on anything not a letter or digit, then lower-cases each word', () => {
+    expect(words('İstanbul x² ½ 42 ٤٢ Été')).toEqual(['i\u0307stanbul', 'x', '42', '٤٢', 'été']);
   });
 
   it('runs directly with node --import tsx', async () => {

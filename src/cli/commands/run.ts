@@ -48,8 +48,9 @@ export function registerRunCommands(program: Command): void {
     .option('--quiet', 'no live view, only the final line')
     .option(
       '--on-cluster',
-      'submit the job to the compute tier instead: one compute node runs it with its state in the storage tier, and ' +
-        'another takes over from the last checkpoint if that node dies (see `shardflow jobs`)',
+      'submit the job to the compute tier instead: each compute node runs a worker of the job on its share of the ' +
+        'input and keys, with state in the storage tier; if a node dies the job restarts from its last checkpoint on ' +
+        'the nodes left, and it rescales when nodes join or leave (see `shardflow jobs`)',
     )
     .option(
       '--state <where>',
