@@ -23,7 +23,8 @@ import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import { InvalidArgumentError } from '../errors/index.js';
 import { createLogger } from '../util/logger.js';
-import type { Sink, SinkWriter } from './connectors/types.js';
+import { isBadRecords, withoutBigInts } from './connectors/bad-records.js';
+import type { Sink, SinkContext, SinkWriter } from './connectors/types.js';
 import type { BarrierEl, Element } from './elements.js';
 import { KeyedExec } from './keyed-stage.js';
 import { JobMetrics, type MetricsSnapshot, type StageMetrics } from './metrics.js';
@@ -202,7 +203,7 @@ export class LocalJob extends EventEmitter implements JobHandle {
       this.metrics.source.splits = this.splits.splits.length;
       // Most often a glob that matched nothing: the job would finish at once with no output and no other sign.
       if (this.splits.splits.length === 0 && this.warnWithoutSplits) createLogger(`processing:${this.name}`).warn('the source has nothing to read', { source: this.plan.source.name });
-      await this.openOutputs();
+      await this.openOutputs(restored !== undefined);
       for (const [i, stage] of this.plan.stages.entries()) {
         const m = this.metrics.stages[i]!;
         if (stage.kind === 'stateless') {
@@ -233,8 +234,9 @@ export class LocalJob extends EventEmitter implements JobHandle {
     }
   }
 
-  private async openOutputs(): Promise<void> {
-    const ctx = { job: this.name, worker: this.workerName };
+  /** `resumed`: the job restored a checkpoint, so sinks keep what earlier runs wrote (a file appends). */
+  private async openOutputs(resumed: boolean): Promise<void> {
+    const ctx: SinkContext = { job: this.name, worker: this.workerName, resumed };
     this.writer = await this.plan.sink.open(ctx);
     const deadSink = this.options.deadLetters ?? this.plan.deadLetters ?? deadLetterLog();
     const late = new Map<Sink<unknown>, SideOutput<unknown>>();
@@ -379,11 +381,20 @@ export class LocalJob extends EventEmitter implements JobHandle {
       const times = readAts;
       values = [];
       readAts = [];
-      await this.writer.write(batch);
+      let refused = new Set<number>();
+      try {
+        await this.writer.write(batch);
+      } catch (err) {
+        // Records the sink named as bad are dead letters; any other failure fails the job as before.
+        if (!isBadRecords(err)) throw err;
+        refused = new Set(err.rejected.map((r) => r.index));
+        for (const r of err.rejected) this.outputs.dead('sink', r.reason, withoutBigInts(batch[r.index]));
+        await this.outputs.flush(); // the end of the input commits nothing when checkpoints are off
+      }
       const now = performance.now();
-      this.metrics.sink.records += batch.length;
+      this.metrics.sink.records += batch.length - refused.size;
       this.metrics.sink.writes++;
-      for (const t of times) this.metrics.recordLatency(now - t);
+      for (const [i, t] of times.entries()) if (!refused.has(i)) this.metrics.recordLatency(now - t);
     };
     for (const el of els) {
       if (el.t === 'r') {

@@ -22,7 +22,8 @@ import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { glob } from 'tinyglobby';
 import { ClosedError, InvalidArgumentError } from '../../errors/index.js';
-import type { BadRecord, Json, ReadBatch, Sink, SinkWriter, Source, SourceReader, SourceRecord, SourceSplit } from './types.js';
+import { BadRecordsError, eachRecord, jsonLine } from './bad-records.js';
+import type { BadRecord, Json, ReadBatch, Sink, SinkContext, SinkWriter, Source, SourceReader, SourceRecord, SourceSplit } from './types.js';
 
 export type FileFormat = 'text' | 'ndjson' | 'csv';
 
@@ -251,8 +252,10 @@ export function parseCsvRow(text: string, delimiter: string): string[] {
 }
 
 /**
- * Writes records as NDJSON lines to `path` (its directory is created). Truncates the file when opened unless
- * `append`; `flush` (before each checkpoint commits) syncs it to the device.
+ * Writes records as NDJSON lines to `path` (its directory is created). A fresh job truncates the file (unless
+ * `append`); a job resuming from a checkpoint appends, so what earlier runs wrote stays (at-least-once). `flush`
+ * (before each checkpoint commits) syncs it to the device. A record that is not JSON is refused
+ * ({@link BadRecordsError}), the rest written.
  *
  * @example
  * ```ts
@@ -260,20 +263,32 @@ export function parseCsvRow(text: string, delimiter: string): string[] {
  * ```
  */
 export function ndjsonFile<T = unknown>(path: string, options: { append?: boolean } = {}): Sink<T> {
+  const name = `ndjson(${path})`;
   return {
-    name: `ndjson(${path})`,
+    name,
     idempotent: false,
-    async open(): Promise<SinkWriter<T>> {
+    async open(context?: SinkContext): Promise<SinkWriter<T>> {
       await mkdir(dirname(resolve(path)), { recursive: true });
-      const fh = await open(path, options.append ? 'a' : 'w');
+      const append = options.append || context?.resumed === true;
+      const fh = await open(path, append ? 'a+' : 'w');
+      try {
+        if (append) await dropTornLine(fh);
+      } catch (err) {
+        await fh.close();
+        throw err;
+      }
       let dirty = false;
       let closed = false;
       return {
         async write(records) {
           if (closed) throw new ClosedError(`the writer of ${path} is closed`);
           if (records.length === 0) return;
-          await fh.write(records.map((r) => JSON.stringify(r)).join('\n') + '\n');
-          dirty = true;
+          const { ok, rejected } = eachRecord(records, 'not JSON', jsonLine);
+          if (ok.length > 0) {
+            await fh.write(ok.map((l) => l.value).join('\n') + '\n');
+            dirty = true;
+          }
+          if (rejected.length > 0) throw new BadRecordsError(rejected, name);
         },
         async flush() {
           if (dirty) await fh.datasync();
@@ -287,4 +302,22 @@ export function ndjsonFile<T = unknown>(path: string, options: { append?: boolea
       };
     },
   };
+}
+
+/**
+ * Cuts a crashed run's half-written last line off the file, so the next line appended starts on a line of its own
+ * (the record it held is after the checkpoint: it is written again).
+ */
+async function dropTornLine(fh: FileHandle): Promise<void> {
+  const { size } = await fh.stat();
+  const buf = Buffer.alloc(CHUNK);
+  for (let end = size; end > 0; ) {
+    const start = Math.max(0, end - CHUNK);
+    const { bytesRead } = await fh.read(buf, 0, end - start, start);
+    const nl = buf.subarray(0, bytesRead).lastIndexOf(NL);
+    if (end === size && nl === bytesRead - 1) return; // ends with a line end: nothing torn
+    if (nl >= 0) return fh.truncate(start + nl + 1);
+    end = start;
+  }
+  if (size > 0) await fh.truncate(0);
 }

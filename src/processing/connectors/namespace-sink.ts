@@ -2,11 +2,14 @@
  * A sink into a shardflow namespace: materialised results, readable with the client (`get`, `scan`) and
  * `shardflow kv get/scan --ns NAME`. Each record is stored under a key taken from it, so writing it again (a replay
  * after a failure) overwrites the same key with the same value: **idempotent by key**. `write` resolves once the
- * storage nodes acknowledged the batch (durable as the nodes' durability setting says).
+ * storage nodes acknowledged the batch (durable as the nodes' durability setting says). A record whose key or value
+ * cannot be had or stored (the key function throws, a key too long) is refused ({@link BadRecordsError}), the rest stored.
  */
 import type { ShardflowClient } from '../../client/index.js';
-import { ClosedError, ConfigError, InvalidArgumentError } from '../../errors/index.js';
+import { ClosedError, ConfigError, InvalidArgumentError, TooLargeError } from '../../errors/index.js';
+import { checkKey, checkValue } from '../../keyspace/limits.js';
 import type { NamespaceOptions } from '../../keyspace/index.js';
+import { BadRecordsError, eachRecord } from './bad-records.js';
 import type { Sink, SinkWriter } from './types.js';
 
 export interface NamespaceSinkOptions<T> {
@@ -100,15 +103,30 @@ class NamespaceWriter<T> implements SinkWriter<T> {
   }
 
   private async put(records: T[]): Promise<void> {
+    const { ok, rejected } = eachRecord(records, 'key or value failed', (r) => ({
+      op: 'put' as const,
+      key: this.keyOf(r),
+      value: this.valueOf ? this.valueOf(r) : r,
+    }));
     // One batch after another: a key written twice in one call ends with its later value.
-    for (let i = 0; i < records.length; i += this.batchSize) {
-      const ops = records.slice(i, i + this.batchSize).map((r) => ({
-        op: 'put' as const,
-        key: this.keyOf(r),
-        value: this.valueOf ? this.valueOf(r) : r,
-      }));
-      await this.client.batch(this.namespace, ops);
+    for (let i = 0; i < ok.length; i += this.batchSize) {
+      const batch = ok.slice(i, i + this.batchSize);
+      try {
+        await this.client.batch(this.namespace, batch.map((o) => o.value));
+      } catch (err) {
+        // The client checks every op before sending any: a bad key or value there means nothing was stored.
+        if (!(err instanceof InvalidArgumentError || err instanceof TooLargeError)) throw err;
+        const checked = eachRecord(batch, 'refused by the store', (o) => {
+          checkKey(o.value.key);
+          checkValue(o.value.value);
+          return o;
+        });
+        if (checked.rejected.length === 0) throw err;
+        for (const r of checked.rejected) rejected.push({ index: batch[r.index]!.index, reason: r.reason });
+        if (checked.ok.length > 0) await this.client.batch(this.namespace, checked.ok.map((o) => o.value.value));
+      }
     }
+    if (rejected.length > 0) throw new BadRecordsError(rejected, `namespace(${this.namespace})`);
   }
 
   /** Every `write` resolves only once stored, so flushing is waiting for those still going. */

@@ -86,11 +86,26 @@ export interface Source<T> {
 }
 
 export interface SinkWriter<T> {
-  /** Writes records; resolves once they are accepted by the sink (durably, where the sink can say so). */
+  /**
+   * Writes records; resolves once they are accepted by the sink (durably, where the sink can say so). Records the
+   * sink cannot take (not serialisable, no key) are not a failure of the batch: it writes the others and rejects
+   * with a `BadRecordsError` (connectors/bad-records.ts) naming them; they go to the dead-letter output.
+   */
   write(records: T[]): Promise<void>;
   /** Resolves when everything written so far is durable at the sink (called before a checkpoint commits). */
   flush(): Promise<void>;
   close(): Promise<void>;
+}
+
+/** Who opens a sink writer. */
+export interface SinkContext {
+  job: string;
+  worker: string;
+  /**
+   * The job resumes from a checkpoint (a restart with the same state, a later generation of a cluster job): what
+   * earlier runs wrote must stay (a file sink appends instead of truncating).
+   */
+  resumed?: boolean;
 }
 
 export interface Sink<T> {
@@ -99,7 +114,7 @@ export interface Sink<T> {
    * Opens a writer for one worker. Sinks are at-least-once: after a failure, records since the last checkpoint are
    * written again. A sink that can write idempotently (a keyed store, a file it rewrites) says so.
    */
-  open(context: { job: string; worker: string }): Promise<SinkWriter<T>>;
+  open(context: SinkContext): Promise<SinkWriter<T>>;
   readonly idempotent: boolean;
   /**
    * Whether several workers may each open a writer (a store, an HTTP endpoint). A sink without it (a file) gets one

@@ -4,11 +4,13 @@
  * answers 2xx or the attempts run out; a 4xx other than those is final (the endpoint refuses the records), and
  * `write` rejects. A retried batch may reach the endpoint twice: each request carries
  * `X-Shardflow-Batch: <writer id>/<n>` (the same on each try) so a receiver can drop repeats, and, with a secret,
- * the HMAC signature of `signing.ts` so it can check the sender.
+ * the HMAC signature of `signing.ts` so it can check the sender. A record that cannot be encoded or is larger than
+ * `maxBatchBytes` is refused alone ({@link BadRecordsError}); the others are sent.
  */
 import { randomUUID } from 'node:crypto';
 import { ClosedError, ConfigError, InvalidArgumentError, TooLargeError, UnavailableError } from '../../errors/index.js';
 import { signBody } from './signing.js';
+import { BadRecordsError, eachRecord, jsonLine } from './bad-records.js';
 import type { Sink, SinkWriter } from './types.js';
 
 export const BATCH_HEADER = 'x-shardflow-batch';
@@ -87,10 +89,9 @@ class WebhookWriter<T> implements SinkWriter<T> {
   private async send(records: T[]): Promise<void> {
     const maxRecords = this.options.maxBatchRecords ?? 500;
     const maxBytes = this.options.maxBatchBytes ?? 1024 * 1024;
-    const encode = this.options.encode ?? ((r: T) => JSON.stringify(r));
-    let lines: string[] = [];
-    let bytes = 0;
-    for (const r of records) {
+    const encode = this.options.encode ?? jsonLine;
+    // Every record is encoded before any is sent: a bad one is refused alone, not after half the call went out.
+    const { ok, rejected } = eachRecord(records, 'cannot be sent', (r: T) => {
       const line = encode(r) + '\n';
       const size = Buffer.byteLength(line);
       if (size > maxBytes) {
@@ -98,6 +99,11 @@ class WebhookWriter<T> implements SinkWriter<T> {
           details: { bytes: size, limit: maxBytes },
         });
       }
+      return { line, size };
+    });
+    let lines: string[] = [];
+    let bytes = 0;
+    for (const { value: { line, size } } of ok) {
       if (lines.length >= maxRecords || bytes + size > maxBytes) {
         await this.post(lines.join(''));
         lines = [];
@@ -107,6 +113,7 @@ class WebhookWriter<T> implements SinkWriter<T> {
       bytes += size;
     }
     if (lines.length > 0) await this.post(lines.join(''));
+    if (rejected.length > 0) throw new BadRecordsError(rejected, `webhook(${this.options.url})`);
   }
 
   /** One batch, tried until it is accepted or refused for good. */

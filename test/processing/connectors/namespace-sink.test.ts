@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN_PATH } from '../../../src/cluster/spawn.js';
 import type { ShardflowClient } from '../../../src/client/index.js';
-import { ConfigError, TooLargeError } from '../../../src/errors/index.js';
+import { ConfigError } from '../../../src/errors/index.js';
 import { namespaceSink } from '../../../src/processing/connectors/index.js';
 import { startTestCluster, type TestCluster } from '../../harness/cluster.js';
 import { sinkConformance } from '../connector-conformance.js';
@@ -86,8 +86,16 @@ describe('namespace sink', () => {
     await writer.close();
     const sink = namespaceSink<Row>({ namespace: 'keys', key: 'id', client });
     const w2 = await sink.open({ job: 'j', worker: 'w' });
-    await expect(w2.write([{ id: 'k'.repeat(2000), n: 1 }])).rejects.toBeInstanceOf(TooLargeError);
-    await expect(w2.write([{ n: 2 } as Row])).rejects.toThrow(/no string key in field "id"/);
+    // Bad records are refused one by one (dead letters in a job); the others of the call are stored.
+    await expect(w2.write([{ id: 'k'.repeat(2000), n: 1 }, { id: 'ok1', n: 1 }])).rejects.toMatchObject({
+      code: 'BAD_RECORDS',
+      rejected: [{ index: 0, reason: expect.stringMatching(/TooLargeError/) }],
+    });
+    await expect(w2.write([{ n: 2 } as Row, { id: 'ok2', n: 2 }])).rejects.toMatchObject({
+      rejected: [{ index: 0, reason: expect.stringMatching(/no string key in field "id"/) }],
+    });
+    expect(await client.get('keys', 'ok1')).toEqual({ id: 'ok1', n: 1 });
+    expect(await client.get('keys', 'ok2')).toEqual({ id: 'ok2', n: 2 });
     await w2.close();
     expect(() => namespaceSink<Row>({ namespace: 'x', key: 'id' })).toThrow(ConfigError);
   });
