@@ -23,7 +23,9 @@
 #   newest ids (highest in numeric order) among the READY storage members. Those agree in the normal case, but not
 #   if a storage pod is not ready in membership, or if storage nodes outside this StatefulSet are in the cluster.
 #   The hook therefore checks that {nodes} are exactly the pods the StatefulSet will remove, and refuses otherwise:
-#   scaling down would stop a node that still owns partitions (there are no replicas; its data would be offline).
+#   scaling down would stop a node that still holds copies. Its partitions would fail over to their followers but
+#   run a copy short until re-made elsewhere (never, with as many storage nodes as copies), and those of a one-copy
+#   namespace would go offline.
 #
 # compute (Deployment): a Deployment cannot be told which pods to remove. The hook marks the named pods with the
 #   annotation controller.kubernetes.io/pod-deletion-cost (lowest cost goes first), refuses if any pod of the
@@ -93,8 +95,8 @@ scale_storage() {
   is_count "$start" || die "statefulset/${STORAGE_STS} has an unexpected .spec.ordinals.start '${start}'"
 
   if [[ ${#leaving[@]} -eq 0 ]]; then
-    # Scale-out. Never lower replicas here: a pod that exists but is not ready in membership still owns its
-    # partitions, and removing it would take them offline.
+    # Scale-out. Never lower replicas here: a pod that exists but is not ready in membership may still hold copies
+    # (or the only copy of a one-copy namespace's partitions), and removing it would leave them short or offline.
     if (( count <= current )); then
       say "statefulset/${STORAGE_STS} already has ${current} replicas (asked for ${count}); not changing it, waiting for its pods to become ready"
       return 0
@@ -112,7 +114,7 @@ scale_storage() {
   want="$(printf '%s\n' "${expected[@]}" | LC_ALL=C sort)"
   got="$(printf '%s\n' "${leaving[@]}")"
   if [[ "$want" != "$got" ]]; then
-    die "refusing to scale statefulset/${STORAGE_STS} from ${current} to ${count}: it would remove [$(echo "$want" | paste -sd, -)], but shardflow drained and asked to stop [$(echo "$got" | paste -sd, -)]. Scaling anyway would stop a storage node that still owns partitions (no replicas: its data would go offline). Usual causes: a storage pod that is not ready in membership (see 'shardflow status'), or storage nodes that do not belong to this StatefulSet. Nothing was stopped; the drained node stays up with no partitions: fix the cause and let the autoscaler retry, or run 'shardflow rebalance' to give it data again."
+    die "refusing to scale statefulset/${STORAGE_STS} from ${current} to ${count}: it would remove [$(echo "$want" | paste -sd, -)], but shardflow drained and asked to stop [$(echo "$got" | paste -sd, -)]. Scaling anyway would stop a storage node that still holds copies (its partitions would run a copy short, those of a one-copy namespace would go offline). Usual causes: a storage pod that is not ready in membership (see 'shardflow status'), or storage nodes that do not belong to this StatefulSet. Nothing was stopped; the drained node stays up with no partitions: fix the cause and let the autoscaler retry, or run 'shardflow rebalance' to give it data again."
   fi
   k scale statefulset "$STORAGE_STS" --current-replicas="$current" --replicas="$count" >&2
   say "statefulset/${STORAGE_STS}: ${current} -> ${count} replicas, stopping $(echo "$got" | paste -sd, -) (their PVCs are kept)"
