@@ -65,6 +65,12 @@ type Caller = { call<T = unknown>(m: string, p: unknown, o?: { timeoutMs?: numbe
 
 const log = createLogger('migration');
 const STEP_TIMEOUT_MS = 120_000;
+/**
+ * How long a move waits for its source and target to be members. Both were ready when it began: one that left since
+ * (died, its lease expired) fails the move now rather than hold it — and the replica controller's few copy jobs —
+ * for the step timeout.
+ */
+const PEER_WAIT_MS = 5000;
 const PROGRESS_EVERY_MS = 500;
 /** Job records are rewritten with progress this often (each is a coordinator write). */
 const RECORD_EVERY_MS = 2000;
@@ -154,14 +160,13 @@ export async function moveBatch(ctx: MoveContext, batch: MoveBatch, options: Mov
     throw err;
   }
 
-  const deadline = Date.now() + STEP_TIMEOUT_MS;
   const opts = { timeoutMs: STEP_TIMEOUT_MS };
   let sourcePeer: Caller | undefined;
   let sink: Caller | undefined;
   let switched = false;
   try {
-    sourcePeer = await ctx.pool.get(from, deadline);
-    sink = await ctx.pool.get(to, deadline);
+    sourcePeer = await ctx.pool.get(from, Date.now() + PEER_WAIT_MS);
+    sink = await ctx.pool.get(to, Date.now() + PEER_WAIT_MS);
     const src = sourcePeer;
     const dst = sink;
     // One partition at a time: begin its export (a read snapshot on the source) just before copying it, so a job

@@ -91,6 +91,8 @@ export class ReplicaController {
   private copyJobs = 0;
   private balancing = false;
   private lastBalance = 0;
+  /** Rounds so far: which namespace's repairs are looked at first turns with it. */
+  private rounds = 0;
   private readonly candidate: string;
 
   private constructor(private readonly options: ReplicaControllerOptions) {
@@ -153,7 +155,11 @@ export class ReplicaController {
       const { catalog, members } = this.options;
       const memberIds = new Set(members.all().filter((m) => m.role === 'storage' && m.state !== 'leaving').map((m) => m.id));
       const ready = members.ready('storage').map((m) => m.id);
-      for (const name of catalog.names()) {
+      // Copy jobs are few at a time: starting with a different namespace each round keeps a big namespace's repairs
+      // from holding every job while a small one waits.
+      const names = catalog.names();
+      const first = names.length > 0 ? this.rounds++ % names.length : 0;
+      for (const name of [...names.slice(first), ...names.slice(0, first)]) {
         const table = catalog.find(name);
         if (!table || table.copies <= 1) continue;
         const gone = goneHolders(table, memberIds);
