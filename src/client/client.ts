@@ -9,6 +9,7 @@ import {
   ConnectionError,
   InvalidArgumentError,
   MovedError,
+  NamespaceExistsError,
   NotEnoughReplicasError,
   NotLeaderError,
   UnavailableError,
@@ -112,11 +113,14 @@ export class ShardflowClient {
   }
 
   /**
-   * Creates a namespace placed over the storage nodes now ready (idempotent for the same scheme). It keeps
-   * {@link DEFAULT_COPIES} copies of each partition (hash slot or key range) when at least that many storage nodes
-   * are ready, else one (development); pass `copies` to choose.
+   * Creates a namespace placed over the storage nodes now ready (idempotent for the same options; an existing
+   * namespace with another scheme, or another `copies` or `slotCount` than given, is a {@link NamespaceExistsError}).
+   * It keeps {@link DEFAULT_COPIES} copies of each partition (hash slot or key range) when at least that many storage
+   * nodes are ready, else one (development); pass `copies` to choose.
    */
   async createNamespace(name: string, options: NamespaceOptions = { scheme: 'hash' }): Promise<RoutingTable> {
+    const existing = this.catalog.find(name) ?? (await this.catalog.refresh(name));
+    if (existing) refuseOtherOptions(existing, options);
     const nodes = this.members.ready('storage').map((m) => ({ id: m.id, capacity: m.capacity }));
     if (nodes.length === 0) throw new UnavailableError('no storage node is ready to hold the namespace');
     const copies = options.copies ?? (nodes.length >= DEFAULT_COPIES ? DEFAULT_COPIES : undefined);
@@ -376,3 +380,17 @@ export class ShardflowClient {
 
 }
 
+/**
+ * An existing namespace asked for again with explicit `copies` or `slotCount` it does not have: refused, since saying
+ * nothing would leave the caller believing in copies it lacks. (The scheme is checked by the catalog.)
+ */
+function refuseOtherOptions(existing: RoutingTable, options: NamespaceOptions): void {
+  const slotCount = existing.record.slotCount;
+  let differs: string | undefined;
+  if (options.copies !== undefined && existing.copies !== options.copies) differs = `${existing.copies} copies`;
+  else if (options.slotCount !== undefined && slotCount !== options.slotCount) differs = `${slotCount ?? 'no'} slots`;
+  if (!differs) return;
+  throw new NamespaceExistsError(`namespace ${existing.name} exists with ${differs}; its copies and slots are fixed when it is created`, {
+    details: { namespace: existing.name, copies: existing.copies, slotCount: slotCount ?? null },
+  });
+}

@@ -147,8 +147,13 @@ describe('key-value operations', () => {
     expect([...live.values()].filter((v) => v === 2).length).toBeGreaterThan(300);
   });
 
-  it('refuses a namespace re-created with another scheme', async () => {
+  it('refuses a namespace re-created with another scheme, copies or slot count, and returns it for the same', async () => {
     await expect(client.createNamespace('events', { scheme: 'hash' })).rejects.toBeInstanceOf(NamespaceExistsError);
+    const t = await client.createNamespace('fixed', { scheme: 'hash', slotCount: 32, copies: 1 });
+    await expect(client.createNamespace('fixed', { scheme: 'hash', copies: 3 })).rejects.toThrow(/exists with 1 copies/);
+    await expect(client.createNamespace('fixed', { scheme: 'hash', slotCount: 64 })).rejects.toThrow(/exists with 32 slots/);
+    expect((await client.createNamespace('fixed', { scheme: 'hash', slotCount: 32, copies: 1 })).epoch).toBe(t.epoch);
+    expect((await client.createNamespace('fixed', { scheme: 'hash' })).copies).toBe(1);
   });
 });
 
