@@ -1,6 +1,7 @@
 /** Parsers for command-line values: each rejects bad input with an InvalidArgumentError naming the option. */
 import { InvalidArgumentError } from '../errors/index.js';
 import type { CoordinatorAddress } from '../config/cluster-dir.js';
+import { isIP } from 'node:net';
 
 export function parseCount(name: string, min = 0, max = 64): (value: string) => number {
   return (value: string) => {
@@ -44,6 +45,40 @@ export function parseHostPort(name: string): (value: string) => { host: string; 
       throw new InvalidArgumentError(`${name} must be host:port, not ${JSON.stringify(value)}`);
     }
     return { host: value.slice(0, i), port };
+  };
+}
+
+const HOSTNAME = /^(?=.{1,253}\.?$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
+
+/** Whether `host` is an unspecified ("every interface") address: one to listen on, never to connect to. */
+export function isUnspecifiedHost(host: string): boolean {
+  return host === '' || host === '0.0.0.0' || host === '::' || host === '[::]' || /^0*:(0*:)*0*$/.test(host);
+}
+
+/**
+ * `--advertise`: the host (name, IPv4 or IPv6 address) others connect to, **without a port** — the node appends the
+ * port it bound (docs/deploy.md). `10.0.0.11:7000` is refused (it would register `10.0.0.11:7000:7000`), and so is an
+ * unspecified address such as `0.0.0.0`.
+ */
+export function parseAdvertiseHost(name: string): (value: string) => string {
+  return (value: string) => {
+    const v = value.trim();
+    if (isIP(v) === 0 && /^[^:]+:\d*$/.test(v)) {
+      throw new InvalidArgumentError(
+        `${name} is the host only; the node adds the port it listens on (set with --listen): ` +
+          `give ${name} ${v.slice(0, v.lastIndexOf(':'))}, not ${JSON.stringify(value)}`,
+      );
+    }
+    if (/^\[.*\](:\d*)?$/.test(v)) {
+      throw new InvalidArgumentError(`${name} takes an IPv6 address without brackets or port (e.g. fd00::11), not ${JSON.stringify(value)}`);
+    }
+    if (isIP(v) === 0 && !HOSTNAME.test(v)) {
+      throw new InvalidArgumentError(`${name} must be a host name or an IP address (without a port), not ${JSON.stringify(value)}`);
+    }
+    if (isUnspecifiedHost(v)) {
+      throw new InvalidArgumentError(`${name} ${v} is not an address other hosts can connect to: give this host's own address`);
+    }
+    return v;
   };
 }
 

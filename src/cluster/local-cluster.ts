@@ -6,7 +6,7 @@
  * Starting again on an existing directory restarts the same nodes on their data (ids and files are kept), which is
  * how a cluster survives `down` / `up` and how a test restarts killed nodes.
  */
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import {
   ClusterDir,
@@ -20,7 +20,10 @@ import { ConfigError, InvalidArgumentError } from '../errors/index.js';
 import { generateSecretFile } from '../wire/index.js';
 import { join, resolve } from 'node:path';
 import { connect } from '../client/index.js';
+import { checkNamespaceName } from '../keyspace/names.js';
+import { MAX_COPIES } from '../keyspace/routing-table.js';
 import { isAlive, spawnShardflow, terminate } from './spawn.js';
+import { assertLocalTier } from './local-only.js';
 
 export interface UpOptions {
   dir?: string;
@@ -65,11 +68,55 @@ function checkCount(value: number, what: string, min: number): void {
  * ```
  */
 export async function startLocalCluster(options: UpOptions): Promise<LocalCluster> {
+  // Every argument is checked before anything is written or started: a refused `up` leaves no cluster.json behind
+  // (which would make the next `up` treat the directory as an existing cluster and never create its namespace).
   checkCount(options.storage, '--storage', 1);
   checkCount(options.compute, '--compute', 0);
+  if (options.copies !== undefined) {
+    if (!Number.isInteger(options.copies) || options.copies < 1 || options.copies > MAX_COPIES) {
+      throw new InvalidArgumentError(`--copies must be a whole number from 1 to ${MAX_COPIES}, not ${options.copies}`);
+    }
+    if (options.copies > options.storage) {
+      throw new InvalidArgumentError(
+        `--copies ${options.copies} needs at least ${options.copies} storage nodes (each copy of a partition is on another node); ` +
+          `--storage is ${options.storage}: give --storage ${options.copies} or more, or fewer --copies`,
+        { details: { copies: options.copies, storage: options.storage } },
+      );
+    }
+  }
+  if (typeof options.defaultNamespace === 'string') checkNamespaceName(options.defaultNamespace);
+  const services = options.services === undefined ? undefined : resolve(options.services);
+  if (services !== undefined && !existsSync(services)) throw new ConfigError(`services module ${services} does not exist`);
   const dir = new ClusterDir(options.dir);
-  await mkdir(dir.root, { recursive: true, mode: 0o700 });
   const fresh = !existsSync(dir.clusterFile);
+  if (!fresh) {
+    const existing = await dir.readCluster();
+    if (options.coordinator && JSON.stringify(options.coordinator) !== JSON.stringify(existing.coordinator)) {
+      throw new ConfigError(`${dir.root} already belongs to a cluster with another coordinator`);
+    }
+    if (!existsSync(dir.nodesDir) && !existsSync(dir.coordinatorDir)) {
+      // Made by `shardflow attach`: its nodes run elsewhere, and local s1, s2 … would clash with theirs.
+      throw new ConfigError(
+        `${dir.root} points at a cluster that runs elsewhere (made by 'shardflow attach'); 'up' starts local clusters only: ` +
+          `use another --dir for a local cluster, or add nodes to that cluster with 'shardflow node' on its hosts (docs/deploy.md)`,
+        { details: { dir: dir.root } },
+      );
+    }
+  }
+
+  const rootExisted = existsSync(dir.root);
+  const secretExisted = existsSync(dir.secretFile);
+  try {
+    return await startChecked(dir, options, fresh, services);
+  } catch (err) {
+    // A first start that fails leaves nothing behind: what it started stops, what it wrote goes.
+    if (fresh) await undoFreshStart(dir, rootExisted, secretExisted);
+    throw err;
+  }
+}
+
+async function startChecked(dir: ClusterDir, options: UpOptions, fresh: boolean, services: string | undefined): Promise<LocalCluster> {
+  await mkdir(dir.root, { recursive: true, mode: 0o700 });
   if (fresh) {
     if (!existsSync(dir.secretFile)) await generateSecretFile(dir.secretFile);
     const file: ClusterFile = {
@@ -80,16 +127,9 @@ export async function startLocalCluster(options: UpOptions): Promise<LocalCluste
     await dir.writeCluster(file);
   }
   let cluster = await dir.readCluster();
-  if (options.services !== undefined) {
-    const services = resolve(options.services);
-    if (!existsSync(services)) throw new ConfigError(`services module ${services} does not exist`);
-    if (cluster.services !== services) {
-      cluster = { ...cluster, services };
-      await dir.writeCluster(cluster);
-    }
-  }
-  if (!fresh && options.coordinator && JSON.stringify(options.coordinator) !== JSON.stringify(cluster.coordinator)) {
-    throw new ConfigError(`${dir.root} already belongs to a cluster with another coordinator`);
+  if (services !== undefined && cluster.services !== services) {
+    cluster = { ...cluster, services };
+    await dir.writeCluster(cluster);
   }
   const coordinatorPid = cluster.coordinator.kind === 'embedded' ? await ensureCoordinator(dir) : undefined;
 
@@ -118,6 +158,28 @@ export async function startLocalCluster(options: UpOptions): Promise<LocalCluste
     }
   }
   return { dir, coordinatorPid, nodes };
+}
+
+/**
+ * Stops whatever a failed first start started and removes what it wrote, so the next `up` starts afresh; the node
+ * logs stay (the error may point at one), and the directory itself if it holds nothing else.
+ */
+async function undoFreshStart(dir: ClusterDir, rootExisted: boolean, secretExisted: boolean): Promise<void> {
+  if (existsSync(dir.clusterFile)) await stopLocalCluster(dir.root).catch(() => undefined);
+  for (const n of await dir.listNodes()) {
+    if (n.pid !== undefined && isAlive(n.pid)) await terminate(n.pid).catch(() => undefined);
+    await rm(dir.nodeFile(n.id), { force: true });
+    await rm(dir.nodeDataDir(n.id), { recursive: true, force: true });
+  }
+  await rm(dir.coordinatorDir, { recursive: true, force: true });
+  await rm(dir.clusterFile, { force: true });
+  if (!secretExisted) await rm(dir.secretFile, { force: true });
+  if (!rootExisted) {
+    // Nothing but empty node directories (or their logs) left: keep it only when a log explains the failure.
+    const ids = await readdir(dir.nodesDir).catch(() => [] as string[]);
+    const logs = (await Promise.all(ids.map((id) => readdir(dir.nodeDir(id)).catch(() => [] as string[])))).flat();
+    if (logs.length === 0) await rm(dir.root, { recursive: true, force: true });
+  }
 }
 
 async function ensureCoordinator(dir: ClusterDir): Promise<number> {
@@ -183,38 +245,62 @@ async function readPid(path: string): Promise<number | undefined> {
   }
 }
 
+/** What {@link scaleLocalCompute} does (or, for a dry run, would do). */
+export interface ComputeScale {
+  /** Compute nodes running before. */
+  from: number;
+  to: number;
+  /** Nodes started (restarted stopped ones first, then new ids). */
+  started: string[];
+  /** Nodes drained and stopped (the newest ids). */
+  stopped: string[];
+  dryRun?: boolean;
+}
+
 /**
  * Sets the number of compute nodes of a local cluster: starts new ones (ready before this resolves), or drains and
- * stops the newest ones (SIGTERM: they stop taking calls, finish what they run, then exit). Storage scaling moves
- * data and comes with the migration machinery.
+ * stops the newest ones (SIGTERM: they stop taking calls, finish what they run, then exit). With `dryRun`, only says
+ * which nodes would start or stop, and changes nothing. Storage scaling moves data and comes with the migration
+ * machinery.
  */
-export async function scaleLocalCompute(dirPath: string | undefined, count: number): Promise<{ started: string[]; stopped: string[] }> {
+export async function scaleLocalCompute(
+  dirPath: string | undefined,
+  count: number,
+  options: { dryRun?: boolean } = {},
+): Promise<ComputeScale> {
   checkCount(count, 'compute', 0);
   const dir = new ClusterDir(dirPath);
   const cluster = await dir.readCluster();
+  // Only this directory's own processes: new local ids would clash with compute nodes that run elsewhere.
+  await assertLocalTier(dir.root, 'compute');
   const all = (await dir.listNodes()).filter((n) => n.role === 'compute');
   const running = all.filter((n) => isAlive(n.pid));
-  const started: string[] = [];
-  const stopped: string[] = [];
+  const toStart: LocalNodeFile[] = [];
+  let victims: LocalNodeFile[] = [];
   if (running.length < count) {
     const ids = new Set(all.map((n) => n.id));
-    const toStart: LocalNodeFile[] = [];
     // Restart stopped ones first (in id order), then take new ids.
     for (const n of all) if (!isAlive(n.pid) && toStart.length + running.length < count) toStart.push(n);
     for (let i = 1; toStart.length + running.length < count; i++) {
       if (!ids.has(`c${i}`)) toStart.push({ id: `c${i}`, role: 'compute', capacity: 1 });
     }
-    await Promise.all(toStart.map((n) => ensureNode(dir, n, cluster.services)));
-    started.push(...toStart.map((n) => n.id));
   } else if (running.length > count) {
-    const victims = running.sort((a, b) => compareIds(b.id, a.id)).slice(0, running.length - count);
-    await Promise.all(
-      victims.map(async (n) => {
-        await terminate(n.pid!, 60_000); // a drain may wait for long calls
-        await rm(dir.nodeDir(n.id), { recursive: true, force: true }); // compute nodes keep nothing
-      }),
-    );
-    stopped.push(...victims.map((n) => n.id));
+    victims = running.sort((a, b) => compareIds(b.id, a.id)).slice(0, running.length - count);
   }
-  return { started, stopped };
+  const outcome: ComputeScale = {
+    from: running.length,
+    to: count,
+    started: toStart.map((n) => n.id),
+    stopped: victims.map((n) => n.id),
+    ...(options.dryRun ? { dryRun: true } : {}),
+  };
+  if (options.dryRun) return outcome;
+  if (toStart.length > 0) await Promise.all(toStart.map((n) => ensureNode(dir, n, cluster.services)));
+  await Promise.all(
+    victims.map(async (n) => {
+      await terminate(n.pid!, 60_000); // a drain may wait for long calls
+      await rm(dir.nodeDir(n.id), { recursive: true, force: true }); // compute nodes keep nothing
+    }),
+  );
+  return outcome;
 }

@@ -9,6 +9,7 @@ import { ClusterDir, compareIds, type LocalNodeFile } from '../config/cluster-di
 import { connect, PeerPool } from '../client/index.js';
 import { MigrationDriver, planMerges, runMerges, type MoveResult, type PlannedMove } from '../migration/index.js';
 import { InvalidArgumentError, UnavailableError } from '../errors/index.js';
+import { assertLocalTier } from './local-only.js';
 import { isAlive, terminate } from './spawn.js';
 import { startLocalCluster, MAX_LOCAL_NODES } from './local-cluster.js';
 import { formatPlan, RebalanceProgress, estimateSeconds, type SizedMove } from './rebalance-progress.js';
@@ -171,20 +172,33 @@ export async function scaleLocalStorage(dirPath: string, count: number, out: Reb
     );
   }
   const dir = new ClusterDir(dirPath);
+  // Only this directory's own processes are started and stopped: on a directory whose nodes run elsewhere (attach),
+  // new local ids would clash with live remote nodes. Refused before anything starts.
+  await assertLocalTier(dirPath, 'storage');
   const nodes = await dir.listNodes();
   const running = nodes.filter((n) => n.role === 'storage' && isAlive(n.pid)).sort((a, b) => compareIds(a.id, b.id));
   const compute = nodes.filter((n) => n.role === 'compute' && isAlive(n.pid)).length;
   return withDriver(dirPath, async (s) => {
     if (count >= running.length) {
-      if (count > running.length && out.dryRun) {
-        // Plan over the nodes there would be, starting nothing.
+      if (count > running.length) {
+        // Plan over the nodes there would be: a dry run shows it; a real run first checks that every existing node
+        // the plan needs answers, so a refusal comes before any process starts.
         const planned = [...running.map((n) => ({ id: n.id, capacity: n.capacity }))];
         for (let i = running.length; i < count; i++) planned.push({ id: `(new ${i - running.length + 1})`, capacity: 1 });
-        return execute(s, s.driver.plan(planned), out);
-      }
-      if (count > running.length) {
-        await startLocalCluster({ dir: dirPath, storage: count, compute });
-        await waitForStorage(s.driver, count);
+        const moves = s.driver.plan(planned);
+        if (out.dryRun) return execute(s, moves, out);
+        await s.driver.preflight(existingSides(s.driver, moves));
+        const before = new Map(nodes.filter((n) => isAlive(n.pid)).map((n) => [n.id, n.pid]));
+        const known = new Set(nodes.map((n) => n.id));
+        try {
+          await startLocalCluster({ dir: dirPath, storage: count, compute });
+          await waitForStorage(s.driver, count);
+          await s.driver.preflight(s.driver.plan());
+        } catch (err) {
+          // Refused (or failed) before any data moved: stop what this call started, so nothing is left changed.
+          await stopStartedSince(dir, before, known);
+          throw err;
+        }
       }
       return execute(s, s.driver.plan(), out);
     }
@@ -207,7 +221,46 @@ export async function scaleLocalStorage(dirPath: string, count: number, out: Reb
 async function waitForStorage(driver: MigrationDriver, count: number): Promise<void> {
   const deadline = Date.now() + 30_000;
   while (driver.context.members.ready('storage').length < count) {
-    if (Date.now() > deadline) throw new UnavailableError(`only ${driver.context.members.ready('storage').length} of ${count} storage nodes came up`);
+    if (Date.now() > deadline) {
+      const ready = driver.context.members.ready('storage').map((m) => m.id).sort(compareIds);
+      throw new UnavailableError(
+        `${ready.length} of ${count} storage nodes are registered as ready after 30 s (ready: ${ready.join(', ') || 'none'}); ` +
+          `a node that is not may have lost its membership lease or failed to start (see its node.log)`,
+        { details: { ready, wanted: count } },
+      );
+    }
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/**
+ * The moves' sides that exist already (planned new nodes are named `(new N)`), and the leader a follower copy is
+ * copied from: what can be checked before any new node starts.
+ */
+function existingSides(driver: MigrationDriver, moves: PlannedMove[]): PlannedMove[] {
+  const isNew = (id: string | null | undefined) => id === undefined || id === null || id.startsWith('(new ');
+  const ids = new Set<string>();
+  for (const m of moves) {
+    if (!isNew(m.from)) ids.add(m.from!);
+    if (!isNew(m.to)) ids.add(m.to);
+    if (m.role === 'follower') {
+      const leader = driver.context.catalog.find(m.namespace)?.ownerOf(m.partition);
+      if (leader && !isNew(leader)) ids.add(leader);
+    }
+  }
+  // preflight checks every from/to of the moves it is given: one pseudo-move per node to check.
+  return [...ids].map((id) => ({ namespace: '', partition: -1, from: null, to: id }));
+}
+
+/** Stops the nodes this directory runs now that were not running in `before`; removes the directories of new ids. */
+async function stopStartedSince(dir: ClusterDir, before: Map<string, number | undefined>, known: Set<string>): Promise<void> {
+  const now = await dir.listNodes();
+  await Promise.all(
+    now
+      .filter((n) => n.pid !== undefined && isAlive(n.pid) && before.get(n.id) !== n.pid)
+      .map(async (n) => {
+        await terminate(n.pid!);
+        if (!known.has(n.id)) await rm(dir.nodeDir(n.id), { recursive: true, force: true }); // a new id, with nothing on it
+      }),
+  );
 }

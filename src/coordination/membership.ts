@@ -20,7 +20,7 @@
  * await me.leave();
  * ```
  */
-import { InvalidArgumentError } from '../errors/index.js';
+import { ConfigError, InvalidArgumentError } from '../errors/index.js';
 import { createLogger, type Logger } from '../util/logger.js';
 import type { Coordinator, Lease, Watch, WatchEvent } from './coordinator.js';
 import { MEMBERS_PREFIX, memberKey } from './keys.js';
@@ -86,11 +86,20 @@ export interface RegisterOptions {
   ttlMs?: number;
   /** Register again with a new lease after the lease is lost (default true). */
   reregister?: boolean;
+  /**
+   * How long to wait for another instance's record under this id to go (its lease to expire) before refusing
+   * (default: 10 s, or 5 TTLs if more). A node restarted after a crash finds its old record still there until the
+   * old lease expires (about one TTL); a second live node with the same id keeps it forever and is refused.
+   */
+  takeoverWaitMs?: number;
   logger?: Logger;
 }
 
 /**
- * Registers a node; resolves once its record is written.
+ * Registers a node; resolves once its record is written. The record is created only if no other live instance holds
+ * the id: a record under another instance's lease is waited out (a crashed predecessor's lease expires within a TTL)
+ * and, if it is still there after `takeoverWaitMs`, the registration is refused with a ConfigError (another node is
+ * running with this id) and nothing is written.
  *
  * @example
  * ```ts
@@ -112,6 +121,8 @@ class Registration implements NodeRegistration {
   private current: MemberInfo;
   private leaseValue: Lease | undefined;
   private left = false;
+  /** Every lease this instance has registered under: a record under one of them is its own. */
+  private readonly myLeases = new Set<string>();
   private queue: Promise<unknown> = Promise.resolve();
   private readonly listeners: ((reason: Error) => void)[] = [];
   private readonly ttlMs: number;
@@ -143,12 +154,49 @@ class Registration implements NodeRegistration {
     const lease = await this.coordinator.grantLease(this.ttlMs);
     // Before the put: whoever sees the record must find this lease on the registration already.
     this.leaseValue = lease;
+    this.myLeases.add(lease.id);
     lease.onLost((reason) => this.lost(lease, reason));
     try {
-      await this.coordinator.put(memberKey(this.id), JSON.stringify(this.current), { lease });
+      await this.claim(lease);
     } catch (err) {
       await lease.revoke().catch(() => {});
       throw err;
+    }
+  }
+
+  /**
+   * Writes the record if the key is free, or held by this instance (one of its own leases) or by no lease at all;
+   * a record under another instance's lease is waited out until `takeoverWaitMs`, then refused.
+   */
+  private async claim(lease: Lease): Promise<void> {
+    const key = memberKey(this.id);
+    const waitMs = this.options.takeoverWaitMs ?? Math.max(10_000, 5 * this.ttlMs);
+    const deadline = Date.now() + waitMs;
+    let logged = false;
+    for (;;) {
+      const existing = await this.coordinator.get(key);
+      const free = !existing || existing.leaseId === undefined || this.myLeases.has(existing.leaseId);
+      if (free) {
+        const r = await this.coordinator.compareAndSet(key, existing?.revision ?? 0, JSON.stringify(this.current), { lease });
+        if (r.ok) return;
+        continue; // it changed in between: look again
+      }
+      const holder = describeHolder(existing.value);
+      if (Date.now() >= deadline) {
+        throw new ConfigError(
+          `node id ${this.id} is in use by another live node${holder.text}: its membership record stayed under another lease ` +
+            `for ${waitMs} ms; stop that node first, or give this one another --id`,
+          { details: { id: this.id, ...holder.details, leaseId: existing.leaseId } },
+        );
+      }
+      if (!logged) {
+        logged = true;
+        this.log.info('the membership record of this id is held under another lease; waiting for it to expire', {
+          ...holder.details,
+          waitMs,
+        });
+      }
+      await new Promise((resolve) => setTimeout(resolve, Math.min(100, Math.max(1, deadline - Date.now()))));
     }
   }
 
@@ -347,6 +395,21 @@ class MemberWatcher implements MembershipWatch {
       this.log.warn('ignoring an unreadable member record', { key, error: String(err) });
       return undefined;
     }
+  }
+}
+
+/** Address and pid of the node a member record names, for a refusal's message. */
+function describeHolder(value: string): { text: string; details: Record<string, unknown> } {
+  try {
+    const m = JSON.parse(value) as { address?: unknown; pid?: unknown; startedAt?: unknown };
+    const details: Record<string, unknown> = {};
+    if (typeof m.address === 'string') details.address = m.address;
+    if (typeof m.pid === 'number') details.pid = m.pid;
+    if (typeof m.startedAt === 'string') details.startedAt = m.startedAt;
+    const parts = [details.address !== undefined && `at ${String(details.address)}`, details.pid !== undefined && `pid ${String(details.pid)}`].filter(Boolean);
+    return { text: parts.length ? ` (${parts.join(', ')})` : '', details };
+  } catch {
+    return { text: '', details: {} };
   }
 }
 

@@ -94,6 +94,12 @@ describe('rebalance refusals', () => {
       const r = await cli(['rebalance', '--dir', cluster.dir]);
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/error \[UNAVAILABLE\]: storage node s1 (at 127\.0\.0\.1:\d+ does not answer|is not registered as ready)/);
+      // A scale-out is refused the same way, before its new node starts (none left running, no s5 in the directory).
+      const s = await cli(['scale', 'storage=5', '--dir', cluster.dir]);
+      expect(s.code).toBe(1);
+      expect(s.stderr).toMatch(/error \[UNAVAILABLE\]: storage node s1 /);
+      expect((await new ClusterDir(cluster.dir).listNodes()).map((n) => n.id)).not.toContain('s5');
+      expect(client.members.get('s5')).toBeUndefined();
       expect(await routingState()).toBe(before);
     } finally {
       process.kill(pid, 'SIGCONT');

@@ -56,7 +56,7 @@ export function registerComputeCommands(program: Command): void {
       .description('set the number of compute or storage nodes of the local cluster (scale-in drains first; storage moves data online)')
       .argument('<target>', 'compute=N or storage=N')
       .option('--dir <dir>', 'cluster directory', DEFAULT_CLUSTER_DIR),
-  ).action(async (target: string, opts: MoveFlags & { dir: string }) => {
+  ).action(async (target: string, opts: MoveFlags & { dir: string }, command: Command) => {
     const { tier, count } = parseScaleTarget(target);
     if (tier === 'storage') {
       const { scaleLocalStorage } = await import('../../cluster/rebalance-local.js');
@@ -64,8 +64,27 @@ export function registerComputeCommands(program: Command): void {
       if (!opts.dryRun && !opts.json) process.stdout.write(`storage nodes: ${count}\n`);
       return;
     }
+    // Compute nodes hold no data: the flags that shape a data move mean nothing here, and are refused, not ignored.
+    const dataOnly = (['concurrency', 'maxRate', 'maxP99Ratio'] as const).filter((k) => command.getOptionValueSource(k) === 'cli');
+    if (dataOnly.length > 0) {
+      const flags = dataOnly.map((k) => `--${k.replace(/[A-Z0-9]+/g, (m) => `-${m.toLowerCase()}`)}`).join(', ');
+      throw new InvalidArgumentError(`${flags} shape${dataOnly.length === 1 ? 's' : ''} how storage data moves; compute nodes hold no data (scale compute=N takes --dry-run and --json)`);
+    }
     const { scaleLocalCompute } = await import('../../cluster/local-cluster.js');
-    const { started, stopped } = await scaleLocalCompute(opts.dir, count);
+    const outcome = await scaleLocalCompute(opts.dir, count, { dryRun: opts.dryRun === true });
+    if (opts.json) {
+      process.stdout.write(JSON.stringify({ tier: 'compute', ...outcome }, null, 2) + '\n');
+      return;
+    }
+    const { started, stopped } = outcome;
+    if (opts.dryRun) {
+      process.stdout.write(`plan: compute nodes ${outcome.from} -> ${count}\n`);
+      if (started.length) process.stdout.write(`  would start ${started.join(', ')}\n`);
+      if (stopped.length) process.stdout.write(`  would drain and stop ${stopped.join(', ')}\n`);
+      if (!started.length && !stopped.length) process.stdout.write('  nothing to do\n');
+      process.stdout.write('dry run: nothing changed\n');
+      return;
+    }
     if (started.length) process.stdout.write(`started ${started.join(', ')}\n`);
     if (stopped.length) process.stdout.write(`drained and stopped ${stopped.join(', ')}\n`);
     process.stdout.write(`compute nodes: ${count}\n`);

@@ -9,7 +9,7 @@ import { ClusterDir, DEFAULT_CLUSTER_DIR } from '../../config/cluster-dir.js';
 import { announceReady } from '../../cluster/spawn.js';
 import { ConfigError, InvalidArgumentError } from '../../errors/index.js';
 import { readSecretFile } from '../../wire/index.js';
-import { parseCoordinatorUrl, parseHostPort, parsePositive } from '../options.js';
+import { isUnspecifiedHost, parseAdvertiseHost, parseCoordinatorUrl, parseHostPort, parsePositive } from '../options.js';
 import { untilSignal } from '../signals.js';
 import { createLogger } from '../../util/logger.js';
 
@@ -38,7 +38,7 @@ export function registerNodeCommands(program: Command): void {
     .option('--coordinator <url>', 'embedded://host:port or etcd://host:port,... (default: from --dir)')
     .option('--secret-file <path>', 'cluster secret file, mode 0600 (default: DIR/secret)')
     .option('--listen <host:port>', 'address to listen on', parseHostPort('--listen'), { host: '127.0.0.1', port: 0 })
-    .option('--advertise <host>', 'host others should connect to (default: the listen host)')
+    .option('--advertise <host>', 'host (name or IP, no port: the bound port is added) others connect to (default: the listen host)', parseAdvertiseHost('--advertise'))
     .option('--capacity <n>', 'relative capacity for partition placement', parsePositive('--capacity'), 1)
     .option('--services <file>', 'compute: the module (.ts or .js) whose exported handlers this node hosts')
     .option('--durability <mode>', 'storage: acknowledge writes once safe from a process crash (process), or once on the device (device)', 'process')
@@ -50,6 +50,13 @@ export function registerNodeCommands(program: Command): void {
         throw new InvalidArgumentError(`--role must be storage or compute, not ${JSON.stringify(opts.role)}`);
       }
       if (opts.services && opts.role !== 'compute') throw new InvalidArgumentError('--services is for compute nodes');
+      if (opts.advertise === undefined && isUnspecifiedHost(opts.listen.host)) {
+        // The listen host is what the node registers without --advertise, and no other host can connect to 0.0.0.0.
+        throw new InvalidArgumentError(
+          `--listen ${opts.listen.host || '(every interface)'}:${opts.listen.port} listens on every interface, which is no address others can ` +
+            `connect to: add --advertise with this host's address (e.g. --advertise 10.0.0.11; docs/deploy.md)`,
+        );
+      }
       const dir = opts.dir ? new ClusterDir(opts.dir) : undefined;
       const address = opts.coordinator ? parseCoordinatorUrl(opts.coordinator) : (await dir?.readCluster())?.coordinator;
       const secretPath = opts.secretFile ?? dir?.secretFile;
