@@ -32,6 +32,12 @@ export interface NamespaceOptions {
    */
   splitOpsSustainMs?: number;
   /**
+   * Range namespaces: whether the cluster merges small neighbouring ranges on different nodes by itself, moving the
+   * smaller to its neighbour's node(s) first (default true). `false` leaves those to `shardflow rebalance`;
+   * neighbours on one node always merge.
+   */
+  autoMerge?: boolean;
+  /**
    * How many copies of each partition (hash slot or key range) to keep, on distinct storage nodes (1 to 7; the
    * client's `createNamespace` defaults it to 3 when 3 or more storage nodes are ready, else 1). One copy leads and
    * takes writes; a write is acknowledged once every in-sync copy holds it, and refused while fewer than a majority
@@ -68,6 +74,8 @@ export interface RoutingRecord {
   splitOps?: number;
   /** Range: how long a range must be hot before a load split (absent: {@link DEFAULT_SPLIT_OPS_SUSTAIN_MS}). */
   splitOpsSustainMs?: number;
+  /** Range: false when small neighbours on different nodes are merged only by `rebalance` (absent: automatically). */
+  autoMerge?: boolean;
   /** Range: the ranges in key order with their owner (the leader) and, with copies > 1, their in-sync followers. */
   ranges?: RangeEntry[];
   /** Range: the next unused range id. */
@@ -167,6 +175,9 @@ export class RoutingTable {
       ) {
         throw new InvalidArgumentError(`splitOpsSustainMs must be an integer from 1000 to 3600000, not ${splitOpsSustainMs}`);
       }
+      if (options.autoMerge !== undefined && typeof options.autoMerge !== 'boolean') {
+        throw new InvalidArgumentError(`autoMerge must be true or false, not ${JSON.stringify(options.autoMerge)}`);
+      }
       const owner = assign([0]).get(0)!;
       const followers = copies > 1 ? replicaTargets(0, nodes ?? [owner], [owner], copies - 1) : [];
       return RoutingTable.fromRecord({
@@ -177,6 +188,7 @@ export class RoutingTable {
         splitBytes,
         ...(splitOps !== undefined ? { splitOps } : {}),
         ...(splitOpsSustainMs !== undefined ? { splitOpsSustainMs } : {}),
+        ...(options.autoMerge === false ? { autoMerge: false } : {}),
         ...(copies > 1 ? { copies } : {}),
         ranges: [rangeEntry({ id: 0, start: '', end: null }, owner, followers)],
         nextRangeId: 1,

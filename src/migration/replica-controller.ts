@@ -15,6 +15,8 @@
  *               to in-sync followers below their share — no data moves (Kafka's preferred leader election).
  *               Taken under the rebalance lock, so it never runs beside a rebalance; at most every
  *               leaderBalanceEveryMs.
+ *    merges:    small neighbouring ranges on different nodes are put on one node and merged (range-upkeep.ts), in
+ *               the range namespaces that allow it (autoMerge), at most every rangeMergeEveryMs, under the same lock.
  * ```
  *
  * A partition whose only in-sync copy was on the gone node stays with it (there is nothing safe to promote) and
@@ -36,6 +38,7 @@ import { JobLedger } from './jobs.js';
 import { moveBatch, type MoveContext } from './mover.js';
 import { replicaSetsOf, type PlannedMove } from './rebalance.js';
 import { MigrationDriver } from './driver.js';
+import { mergeSmallNeighbours, RANGE_MERGE_EVERY_MS } from './range-upkeep.js';
 
 export const REPLICA_ELECTION = 'replicas';
 /** Most partitions one copy job carries (one cutover CAS for all of them). */
@@ -57,6 +60,8 @@ export interface ReplicaControllerOptions {
   /** Even out leaders among in-sync copies when uneven (default true), at most this often (default 5000 ms). */
   leaderBalance?: boolean;
   leaderBalanceEveryMs?: number;
+  /** Look for small neighbouring ranges on different nodes to merge this often (default 10 s; 0: never). */
+  rangeMergeEveryMs?: number;
   logger?: Logger;
 }
 
@@ -91,6 +96,8 @@ export class ReplicaController {
   private copyJobs = 0;
   private balancing = false;
   private lastBalance = 0;
+  private merging = false;
+  private lastMerge = Date.now();
   /** Rounds so far: which namespace's repairs are looked at first turns with it. */
   private rounds = 0;
   private readonly candidate: string;
@@ -173,7 +180,10 @@ export class ReplicaController {
         }
         out.copiesStarted += this.repair(catalog.find(name)!, ready, memberIds);
       }
-      if (out.copiesStarted === 0 && out.failovers.length === 0) out.handoffsStarted = this.balanceLeaders();
+      if (out.copiesStarted === 0 && out.failovers.length === 0) {
+        out.handoffsStarted = this.balanceLeaders();
+        this.mergeRanges();
+      }
       return out;
     } finally {
       this.running = false;
@@ -256,6 +266,20 @@ export class ReplicaController {
         this.lastBalance = Date.now();
       });
     return work.reduce((n, w) => n + w.handoffs.length, 0);
+  }
+
+  /** Starts a look for ranges to merge across nodes (in the background, one at a time, every rangeMergeEveryMs). */
+  private mergeRanges(): void {
+    const every = this.options.rangeMergeEveryMs ?? RANGE_MERGE_EVERY_MS;
+    if (every <= 0 || this.merging || this.balancing || this.copyJobs > 0 || Date.now() - this.lastMerge < every) return;
+    this.merging = true;
+    const { coordinator, catalog, members, pool } = this.options;
+    void mergeSmallNeighbours({ coordinator, catalog, members, pool }, this.log)
+      .catch((err: unknown) => this.log.warn('merging ranges across nodes failed; will try again', { error: String(err) }))
+      .finally(() => {
+        this.merging = false;
+        this.lastMerge = Date.now();
+      });
   }
 
   /** Runs handoffs under the rebalance lock (a rebalance in progress: skipped, tried again later). */

@@ -282,7 +282,8 @@ describe('range split and merge (processes)', () => {
 
   it('merges small ranges on two nodes: the smaller moves to its neighbour, then they merge, under writes', async () => {
     const ns = 'spread';
-    await client.createNamespace(ns, { scheme: 'range', splitBytes: 1024, splitOpsSustainMs: 1000 });
+    // autoMerge off: this test runs the merge itself (the controller would otherwise do it; see the next test).
+    await client.createNamespace(ns, { scheme: 'range', splitBytes: 1024, splitOpsSustainMs: 1000, autoMerge: false });
     // Two ranges on two nodes, set up while the namespace is empty (so no data has to move yet).
     const left = client.catalog.table(ns).ownerOf(0)!;
     const right = left === 's1' ? 's2' : 's1';
@@ -335,4 +336,18 @@ describe('range split and merge (processes)', () => {
       await driver.close();
     }
   });
+
+  it('merges small ranges on two nodes by itself: the replica controller moves and merges them, no rebalance run', async () => {
+    const ns = 'auto-merged';
+    await client.createNamespace(ns, { scheme: 'range', splitBytes: 1024, splitOpsSustainMs: 1000 });
+    const left = client.catalog.table(ns).ownerOf(0)!;
+    const right = left === 's1' ? 's2' : 's1';
+    await client.catalog.update(ns, (t) => t.withSplit(0, 'm').withOwners(new Map([[1, right]])));
+    const keys = [...Array.from({ length: 12 }, (_, i) => `a${i}`), ...Array.from({ length: 5 }, (_, i) => `n${i}`)];
+    await client.batch(ns, keys.map((key, i) => ({ op: 'put' as const, key, value: i })));
+    // Both ranges are watched for a sustain window, then a look of the controller (every 10 s) finds the pair.
+    const merged = await tableWhere(ns, (t) => t.rangesFor('', null).length === 1, 30_000);
+    expect(merged.rangesFor('', null)).toEqual([{ id: 0, start: '', end: null, owner: left }]);
+    expect(await scanAll(ns)).toEqual(new Map(keys.map((k, i) => [k, i] as const).sort(([a], [b]) => compareKeys(a, b))));
+  }, 45_000);
 });

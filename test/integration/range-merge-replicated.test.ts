@@ -45,7 +45,8 @@ async function eventually<T>(probe: () => Promise<T | undefined>, timeoutMs = 20
 
 describe('merging replicated ranges on different nodes', () => {
   it('aligns the smaller range\'s copies with its neighbour\'s, then merges them, under writes', async () => {
-    const created = await client.createNamespace(NS, { scheme: 'range', splitBytes: 1024, splitOpsSustainMs: 1000, copies: 3 });
+    // autoMerge off: this test runs the merge itself (the controller would otherwise do it).
+    const created = await client.createNamespace(NS, { scheme: 'range', splitBytes: 1024, splitOpsSustainMs: 1000, copies: 3, autoMerge: false });
     const a = created.ownerOf(0)!;
     const [b, c] = created.followersOf(0);
     const d = client.members.ready('storage').map((m) => m.id).find((id) => ![a, b, c].includes(id))!;

@@ -164,12 +164,19 @@ export function registerKvCommands(program: Command): void {
     .option('--scheme <scheme>', 'hash (slots) or range (ordered key ranges)', 'hash')
     .option('--split-bytes <n>', 'range: split a range past this size', parseCount('--split-bytes', 1024, Number.MAX_SAFE_INTEGER))
     .option('--copies <n>', 'copies of each partition (slot or range) on distinct storage nodes; writes need a majority (default: 3 with 3+ storage nodes, else 1)', parseCount('--copies', 1, 7))
-    .action(async (name: string, opts: { dir: string; scheme: string; splitBytes?: number; copies?: number }) => {
+    .option('--no-auto-merge', 'range: merge small neighbouring ranges on different nodes only when `rebalance` runs')
+    .action(async (name: string, opts: { dir: string; scheme: string; splitBytes?: number; copies?: number; autoMerge: boolean }) => {
       if (opts.scheme !== 'hash' && opts.scheme !== 'range') {
         throw new InvalidArgumentError(`--scheme must be hash or range, not ${JSON.stringify(opts.scheme)}`);
       }
+      if (!opts.autoMerge && opts.scheme !== 'range') throw new InvalidArgumentError('--no-auto-merge is for range namespaces (--scheme range)');
       await withClient({ dir: opts.dir, ns: name }, async (client) => {
-        const t = await client.createNamespace(name, { scheme: opts.scheme as 'hash' | 'range', splitBytes: opts.splitBytes, copies: opts.copies });
+        const t = await client.createNamespace(name, {
+          scheme: opts.scheme as 'hash' | 'range',
+          splitBytes: opts.splitBytes,
+          copies: opts.copies,
+          ...(opts.autoMerge ? {} : { autoMerge: false }),
+        });
         const copies = t.copies > 1 ? `, ${t.copies} copies` : '';
         process.stdout.write(`namespace ${t.name}: ${t.scheme}, ${t.partitions().length} partitions${copies}\n`);
       });
