@@ -86,8 +86,11 @@ export class MigrationService {
   }
 
   private readonly log: Logger;
-  /** What copies into this node wrote, since it started: entries copied (or fetched), found here already, deleted. */
-  readonly imported = { copiedKeys: 0, keptKeys: 0, deletedKeys: 0 };
+  /**
+   * What copies into this node wrote, since it started: entries copied (or fetched), found here already, deleted —
+   * in all and per namespace.
+   */
+  readonly imported: ImportCounts & { namespaces: Record<string, ImportCounts> } = { copiedKeys: 0, keptKeys: 0, deletedKeys: 0, namespaces: {} };
 
   private readonly drops: DeferredDrops;
   /** Partitions this node followed, per namespace, as of the last table seen (see dropUnfollowed). */
@@ -429,9 +432,12 @@ export class MigrationService {
     if (i.keptKeys + i.fetchedKeys + i.deletedKeys > 0) {
       this.log.info('compared the copy with the entries kept here', { ns: i.ns, partition, kept: i.keptKeys, fetched: i.fetchedKeys, deleted: i.deletedKeys });
     }
-    this.imported.copiedKeys += copied - i.keptKeys;
-    this.imported.keptKeys += i.keptKeys;
-    this.imported.deletedKeys += i.deletedKeys;
+    const ofNs = (this.imported.namespaces[i.ns] ??= { copiedKeys: 0, keptKeys: 0, deletedKeys: 0 });
+    for (const counts of [this.imported, ofNs]) {
+      counts.copiedKeys += copied - i.keptKeys;
+      counts.keptKeys += i.keptKeys;
+      counts.deletedKeys += i.deletedKeys;
+    }
     await this.pullChanges(i, Number.POSITIVE_INFINITY);
     return { copied, lastSeq: i.lastSeq };
   }
@@ -481,4 +487,11 @@ export class MigrationService {
     this.imports.delete(task);
     if (i) this.releasePeer(i.peer);
   }
+}
+
+/** Entries a copy into this node copied (or fetched), found here already (kept), and deleted. */
+export interface ImportCounts {
+  copiedKeys: number;
+  keptKeys: number;
+  deletedKeys: number;
 }

@@ -17,7 +17,7 @@ import { StorageEngine, type Durability } from './engine.js';
 import { KvService } from './kv-service.js';
 import { RangeMaintainer, RangeTraffic } from './range-maintainer.js';
 import { SnapshotRegistry } from './snapshots.js';
-import { MigrationService } from './migration-service.js';
+import { MigrationService, type ImportCounts } from './migration-service.js';
 import { LatencyWindow } from '../util/latency-window.js';
 import { RateMeter } from '../util/rate-meter.js';
 import { recoverAtStart } from './startup-recovery.js';
@@ -85,9 +85,10 @@ export interface StorageStats {
   following?: Record<string, { heardMsAgo: number; broken: boolean }>;
   /**
    * Copies into this node since it started (`node.stats` only): entries copied or fetched, entries a copy found here
-   * already and kept (a follower copy coming back compares rather than copying all), entries it deleted.
+   * already and kept (a follower copy coming back compares rather than copying all), entries it deleted; in all and
+   * per namespace.
    */
-  imported?: { copiedKeys: number; keptKeys: number; deletedKeys: number };
+  imported?: ImportCounts & { namespaces: Record<string, ImportCounts> };
   /**
    * Failover repairs this node ran as a new leader (one per namespace and replaced leader) and the keys it re-sent
    * to its followers so they hold its values of what the old leader wrote last (`node.stats` only).

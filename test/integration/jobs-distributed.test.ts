@@ -29,7 +29,8 @@ afterAll(async () => {
 
 describe('a job spread over compute nodes', () => {
   it('goes on while the storage tier scales out under its state and results; results exact', async () => {
-    const spec: ClicksJob = { id: 'clicks-storage', rate: 3000, total: 36_000, users: 30, seed: 29, splits: 2 };
+    // 18 s of input: the scale-out (a few seconds, more on a loaded host) must end while the job still runs.
+    const spec: ClicksJob = { id: 'clicks-storage', rate: 3000, total: 54_000, users: 30, seed: 29, splits: 2 };
     const submitted = await submitClicks(cluster.dir, spec);
     expect(submitted.code, submitted.stderr).toBe(0);
     await awaitJob(coordinator, 'clicks-storage', (j) => (j.workers?.length ?? 0) === 2 && (j.checkpointEpoch ?? 0) >= 2);

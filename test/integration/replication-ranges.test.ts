@@ -99,12 +99,14 @@ describe('replicated range namespace', () => {
     const conn = await wireConnect({ host, port, secret: await new ClusterDir(cluster.dir).readSecret() });
     try {
       const stats = (await conn.call('node.stats', null)) as StorageStats;
-      console.log(`${victim} back: ${JSON.stringify(stats.imported)} over ${healed.partitions().length} ranges`);
+      // This namespace's copies only: the other namespaces' small partitions are copied whole, and when is a race.
+      const imported = stats.imported!.namespaces[CMP]!;
+      console.log(`${victim} back: ${JSON.stringify(imported)} over ${healed.partitions().length} ranges`);
       // Its range copies came back by comparison: most entries kept, few copied; the 50 deleted keys deleted there too.
-      expect(stats.imported!.keptKeys).toBeGreaterThan(ballast - 200);
+      expect(imported.keptKeys).toBeGreaterThan(ballast - 200);
       // A range under a copy page (where the splits fell) comes whole: fewer than a third of the keys in all.
-      expect(stats.imported!.copiedKeys).toBeLessThan(700);
-      expect(stats.imported!.deletedKeys).toBeGreaterThanOrEqual(50);
+      expect(imported.copiedKeys).toBeLessThan(700);
+      expect(imported.deletedKeys).toBeGreaterThanOrEqual(50);
       // And what it holds is what the leaders hold, key by key (asked as a copy, not redirected).
       const all = [...keys, ...Array.from({ length: ballast }, (_, i) => `b${i}`)];
       for (const key of all) {

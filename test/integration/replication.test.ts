@@ -110,11 +110,13 @@ describe('replicated storage', () => {
     const conn = await nodeConnection(victim);
     try {
       const stats = (await conn.call('node.stats', null)) as StorageStats;
-      console.log(`${victim} back: ${JSON.stringify(stats.imported)}`);
+      // This namespace's copies only: the other namespaces' small partitions are copied whole, and when is a race.
+      const imported = stats.imported!.namespaces[CMP]!;
+      console.log(`${victim} back: ${JSON.stringify(imported)}`);
       // Its copies came back by comparison: most entries kept, few copied; the 50 deleted keys deleted there too.
-      expect(stats.imported!.keptKeys).toBeGreaterThan(BALLAST - 200);
-      expect(stats.imported!.copiedKeys).toBeLessThan(400);
-      expect(stats.imported!.deletedKeys).toBeGreaterThanOrEqual(50);
+      expect(imported.keptKeys).toBeGreaterThan(BALLAST - 200);
+      expect(imported.copiedKeys).toBeLessThan(400);
+      expect(imported.deletedKeys).toBeGreaterThanOrEqual(50);
       // And what it holds is what the leaders hold, key by key (asked as a follower: it leads nothing yet).
       const table = client.catalog.table(CMP);
       const all = [...keys, ...Array.from({ length: BALLAST }, (_, i) => `b${i}`)];
