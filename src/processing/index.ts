@@ -5,16 +5,18 @@
  *
  * @example
  * ```ts
- * import { pipeline, textLines, ndjsonFile, global, count } from './processing/index.js';
+ * import { pipeline, fromArray, collect, global, count } from 'shardflow';
+ * const out = collect<{ word: string; count: number }>();
  * await pipeline('wc')
- *   .from(textLines('books/*.txt'))
+ *   .from(fromArray(['To be, or not to be', 'that is the question'])) // or textLines('books/*.txt')
  *   .flatMap((line) => line.split(/[^\p{L}\p{Nd}]+/u).filter(Boolean).map((w) => w.toLowerCase()))
  *   .keyBy((w) => w)
  *   .window(global())
  *   .aggregate(count())
  *   .map((r) => ({ word: r.key, count: r.value }))
- *   .to(ndjsonFile('counts.ndjson'))
+ *   .to(out.sink) // or ndjsonFile('counts.ndjson')
  *   .run({ mode: 'batch', trigger: 'count=10k' });
+ * out.values; // [{ word: 'be', count: 2 }, { word: 'is', count: 1 }, ...]: in word order
  * ```
  *
  * @module

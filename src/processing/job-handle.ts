@@ -11,11 +11,32 @@ import type { Checkpoint, StateBackend } from './state.js';
 import type { TriggerInput } from './triggers.js';
 import type { Duration } from './units.js';
 
+/**
+ * How a job runs: `stream`, each record as it arrives, or `batch`, in groups a trigger releases (see the runner).
+ *
+ * @example
+ * ```ts
+ * import { pipeline, fromArray, collect, type Mode } from 'shardflow';
+ * const p = pipeline('m').from(fromArray([1, 2, 3])).to(collect<number>().sink);
+ * const modes: Mode[] = ['stream', 'batch'];
+ * for (const mode of modes) await p.run({ mode }); // the same results; only when they appear differs
+ * ```
+ */
 export type Mode = 'stream' | 'batch';
 
 /** What brought a commit: a checkpoint barrier, a final barrier (a stop), or the end of the input. */
 export type CommitKind = 'barrier' | 'final' | 'end';
 
+/**
+ * How to run a job in this process: what {@link Pipeline.run}, {@link Pipeline.start}, `runJob` and `startJob` take.
+ *
+ * @example
+ * ```ts
+ * import { pipeline, generator, collect, MemoryStateBackend, type JobRunOptions } from 'shardflow';
+ * const options: JobRunOptions = { mode: 'batch', trigger: 'interval=1s,count=500', checkpointInterval: '5s', state: new MemoryStateBackend() };
+ * await pipeline('opts').from(generator({ count: 2_000, make: (i) => i })).to(collect<number>().sink).run(options);
+ * ```
+ */
 export interface JobRunOptions {
   /** `stream` (default) or `batch`. */
   mode?: Mode;
@@ -41,6 +62,17 @@ export interface JobRunOptions {
   deadLetters?: Sink<DeadLetter>;
 }
 
+/**
+ * How a job ended: what `done`, `stop()`, `kill()` and {@link Pipeline.run} resolve with.
+ *
+ * @example
+ * ```ts
+ * import { pipeline, fromArray, collect, type JobResult } from 'shardflow';
+ * const result: JobResult = await pipeline('r').from(fromArray(['a', 'b'])).to(collect<string>().sink).run();
+ * [result.job, result.state, result.metrics.sink.records]; // ['r', 'finished', 2]
+ * result.checkpoint?.epoch; // the last committed epoch
+ * ```
+ */
 export interface JobResult {
   job: string;
   state: 'finished' | 'stopped' | 'killed';
@@ -49,7 +81,19 @@ export interface JobResult {
   checkpoint: Checkpoint | undefined;
 }
 
-/** A running job. Events: `checkpoint` (a {@link Checkpoint} committed), `batch` (`{ reason, records }`). */
+/**
+ * A running job. Events: `checkpoint` (a {@link Checkpoint} committed), `batch` (`{ reason, records }`).
+ *
+ * @example
+ * ```ts
+ * import { pipeline, generator, collect, type JobHandle, type Checkpoint } from 'shardflow';
+ * const job: JobHandle = pipeline('h').from(generator({ rate: 1_000, make: (i) => i })).to(collect<number>().sink).start({ checkpointInterval: '100ms' });
+ * job.on('checkpoint', (c: Checkpoint) => console.log('committed epoch', c.epoch));
+ * await new Promise((resolve) => setTimeout(resolve, 300));
+ * const result = await job.stop(); // takes a final checkpoint
+ * result.state; // 'stopped'
+ * ```
+ */
 export interface JobHandle extends EventEmitter {
   readonly name: string;
   /** Live counters; `metrics.snapshot()` for a view. */

@@ -6,11 +6,11 @@
  *
  * @example
  * ```ts
- * // jobs/copy.ts
- * import { defineJob, pipeline, ndjson, ndjsonFile, runIfMain } from 'shardflow';
- * const job = defineJob((args) => pipeline('copy').from(ndjson(String(args.input))).to(ndjsonFile(String(args.out))));
+ * // jobs/squares.ts — run it: node --import tsx jobs/squares.ts --count 5 --mode batch
+ * import { defineJob, pipeline, generator, stdout, runIfMain } from 'shardflow';
+ * const job = defineJob((args) => pipeline('squares').from(generator({ count: Number(args.count ?? 10), make: (i) => i * i })).to(stdout()));
  * export default job;
- * await runIfMain(import.meta.url, job);
+ * await runIfMain(import.meta.url, job); // prints 0 1 4 9 16, one a line
  * ```
  */
 import { pathToFileURL } from 'node:url';
@@ -19,12 +19,33 @@ import { ConfigError } from '../errors/index.js';
 import { Pipeline } from './pipeline.js';
 import { runJob, type JobResult, type Mode, type JobRunOptions } from './runner.js';
 
-/** A job's arguments: `--name value` pairs (`--flag` alone is `true`) and the positionals in `_`. */
+/**
+ * A job's arguments: `--name value` pairs (`--flag` alone is `true`, a repeated name a list) and the positionals in
+ * `_`.
+ *
+ * @example
+ * ```ts
+ * import { parseJobArgs, type JobArgs } from 'shardflow';
+ * const args: JobArgs = parseJobArgs(['extra', '--in', 'a', '--in', 'b', '--dry-run']);
+ * args; // { in: ['a', 'b'], 'dry-run': true, _: ['extra'] }
+ * ```
+ */
 export interface JobArgs {
   [name: string]: string | boolean | string[] | undefined;
   _: string[];
 }
 
+/**
+ * What {@link defineJob} returns and a job file exports by default.
+ *
+ * @example
+ * ```ts
+ * import { defineJob, pipeline, fromArray, collect, type JobModule } from 'shardflow';
+ * const job: JobModule = defineJob(() => pipeline('j').from(fromArray([1, 2])).to(collect<number>().sink));
+ * const p = await job.build({ _: [] }); // a Pipeline
+ * await p.run();
+ * ```
+ */
 export interface JobModule {
   readonly kind: 'shardflow-job';
   build(args: JobArgs): Pipeline | Promise<Pipeline>;
@@ -35,6 +56,7 @@ export interface JobModule {
  *
  * @example
  * ```ts
+ * import { defineJob, pipeline, generator, stdout } from 'shardflow';
  * export default defineJob((args) => pipeline('n').from(generator({ count: Number(args.count ?? 10), make: (i) => i })).to(stdout()));
  * ```
  */
@@ -48,7 +70,9 @@ export function defineJob(build: (args: JobArgs) => Pipeline | Promise<Pipeline>
  *
  * @example
  * ```ts
- * parseJobArgs(['--out=o.ndjson']); // { out: 'o.ndjson', _: [] }
+ * import { parseJobArgs } from 'shardflow';
+ * parseJobArgs(['--out=o.ndjson']);                // { out: 'o.ndjson', _: [] }
+ * parseJobArgs(['--input', 'a/*.txt', '--verbose']); // { input: 'a/*.txt', verbose: true, _: [] }
  * ```
  */
 export function parseJobArgs(argv: string[]): JobArgs {
@@ -83,8 +107,10 @@ export function parseJobArgs(argv: string[]): JobArgs {
  *
  * @example
  * ```ts
- * const job = await loadJob('examples/wordcount.ts');
- * const p = await job.build(parseJobArgs(['--input', 'books/*.txt', '--out', 'o.ndjson']));
+ * import { loadJob, parseJobArgs } from 'shardflow';
+ * const job = await loadJob('jobs/squares.ts'); // the job file of the module example
+ * const p = await job.build(parseJobArgs(['--count', '3']));
+ * await p.run(); // prints 0 1 4
  * ```
  */
 export async function loadJob(path: string): Promise<JobModule> {
@@ -106,7 +132,11 @@ export async function loadJob(path: string): Promise<JobModule> {
  *
  * @example
  * ```ts
- * await runJobModule(job, ['--input', 'x/*.txt', '--out', 'o.ndjson', '--mode', 'batch']);
+ * import { defineJob, runJobModule, pipeline, generator, collect } from 'shardflow';
+ * const out = collect<number>();
+ * const job = defineJob((args) => pipeline('n').from(generator({ count: Number(args.count), make: (i) => i })).to(out.sink));
+ * const result = await runJobModule(job, ['--count', '100', '--mode', 'batch', '--trigger', 'count=10']);
+ * result.metrics.sink.records; // 100
  * ```
  */
 export async function runJobModule(job: JobModule, argv: string[], options: JobRunOptions = {}): Promise<JobResult> {
@@ -129,7 +159,10 @@ export async function runJobModule(job: JobModule, argv: string[], options: JobR
  *
  * @example
  * ```ts
- * await runIfMain(import.meta.url, job);
+ * import { defineJob, runIfMain, pipeline, generator, stdout } from 'shardflow';
+ * const job = defineJob(() => pipeline('n').from(generator({ count: 3, make: (i) => i })).to(stdout()));
+ * export default job;
+ * await runIfMain(import.meta.url, job); // runs when this file is the entry script, not when it is imported
  * ```
  */
 export async function runIfMain(moduleUrl: string, job: JobModule): Promise<void> {

@@ -6,6 +6,17 @@
  */
 import hdr from 'hdr-histogram-js';
 
+/**
+ * Records in and out of one stage, in a {@link MetricsSnapshot}.
+ *
+ * @example
+ * ```ts
+ * import { pipeline, fromArray, collect, type StageMetrics } from 'shardflow';
+ * const result = await pipeline('odd').from(fromArray([1, 2, 3])).filter((n) => n % 2 === 1).to(collect<number>().sink).run();
+ * const [stage]: StageMetrics[] = result.metrics.stages;
+ * stage; // { id: 'chain-0', kind: 'stateless', in: 3, out: 2 }
+ * ```
+ */
 export interface StageMetrics {
   id: string;
   kind: 'stateless' | 'keyed';
@@ -13,6 +24,17 @@ export interface StageMetrics {
   out: number;
 }
 
+/**
+ * End-to-end event latency of a job (source read to sink acceptance), in ms, in a {@link MetricsSnapshot}.
+ *
+ * @example
+ * ```ts
+ * import { pipeline, generator, collect, type LatencySummary } from 'shardflow';
+ * const result = await pipeline('lat').from(generator({ count: 1_000, make: (i) => i })).to(collect<number>().sink).run();
+ * const latency: LatencySummary = result.metrics.latency;
+ * console.log(`${latency.count} records, p50 ${latency.p50Ms} ms, p99 ${latency.p99Ms} ms`);
+ * ```
+ */
 export interface LatencySummary {
   count: number;
   p50Ms: number;
@@ -21,6 +43,17 @@ export interface LatencySummary {
   meanMs: number;
 }
 
+/**
+ * A job's metrics at one moment: what `job.metrics.snapshot()` returns and a {@link JobResult} carries.
+ *
+ * @example
+ * ```ts
+ * import { pipeline, fromArray, collect, type MetricsSnapshot } from 'shardflow';
+ * const result = await pipeline('m').from(fromArray(['1', 'x'])).map((s) => JSON.parse(s) as number).to(collect<number>().sink).run();
+ * const m: MetricsSnapshot = result.metrics;
+ * [m.state, m.source.records, m.sink.records, m.deadLetters]; // ['finished', 2, 1, 1]
+ * ```
+ */
 export interface MetricsSnapshot {
   job: string;
   mode: 'stream' | 'batch';
@@ -44,8 +77,11 @@ export interface MetricsSnapshot {
  *
  * @example
  * ```ts
- * const job = startJob(plan);
- * setInterval(() => { const m = job.metrics.snapshot(); console.log(m.sink.records, m.latency.p99Ms); }, 1000);
+ * import { pipeline, generator, collect } from 'shardflow';
+ * const job = pipeline('live').from(generator({ count: 300, rate: 1_000, make: (i) => i })).to(collect<number>().sink).start();
+ * const timer = setInterval(() => { const m = job.metrics.snapshot(); console.log(m.sink.records, m.latency.p99Ms); }, 100);
+ * await job.done;
+ * clearInterval(timer);
  * ```
  */
 export class JobMetrics {

@@ -31,7 +31,13 @@ export function reasonOf(err: unknown): string {
  *
  * @example
  * ```ts
- * pipeline('p').from(src).deadLetters(deadLetterLog()).to(sink)
+ * import { pipeline, fromArray, collect, deadLetterLog } from 'shardflow';
+ * await pipeline('parse')
+ *   .from(fromArray(['1', 'x']))
+ *   .map((s) => JSON.parse(s) as number) // 'x' throws: one warning line on stderr
+ *   .deadLetters(deadLetterLog())
+ *   .to(collect<number>().sink)
+ *   .run();
  * ```
  */
 export function deadLetterLog(): Sink<DeadLetter> {

@@ -62,8 +62,11 @@ interface Draft {
  *
  * @example
  * ```ts
- * const p = pipeline('wordcount').from(textLines('books/*.txt')).flatMap(words).to(stdout());
+ * import { pipeline, fromArray, collect } from 'shardflow';
+ * const out = collect<string>();
+ * const p = pipeline('words').from(fromArray(['to be', 'or not'])).flatMap((line) => line.split(' ')).to(out.sink);
  * await p.run();
+ * out.values; // ['to', 'be', 'or', 'not']
  * ```
  */
 export function pipeline(name: string): { from<T>(source: Source<T>): Stream<T> } {
@@ -79,7 +82,17 @@ export function pipeline(name: string): { from<T>(source: Source<T>): Stream<T> 
 
 /**
  * Records of type `T` between stages. Stateless steps run per record; a function that throws, or returns a
- * rejected promise, sends the record to the dead-letter output and the job goes on.
+ * rejected promise, sends the record to the dead-letter output and the job goes on. Made by
+ * {@link pipeline}`(name).from(source)` and by every step; ended by {@link Stream.to}.
+ *
+ * @example
+ * ```ts
+ * import { pipeline, fromArray, collect } from 'shardflow';
+ * const out = collect<number>();
+ * const lines = pipeline('lengths').from(fromArray(['a', 'bb', 'ccc'])); // a Stream<string>
+ * await lines.map((s) => s.length).filter((n) => n > 1).to(out.sink).run();
+ * out.values; // [2, 3]
+ * ```
  */
 export class Stream<T> {
   /** @internal */
@@ -94,7 +107,10 @@ export class Stream<T> {
    *
    * @example
    * ```ts
-   * stream.map((line: string) => line.length)
+   * import { pipeline, fromArray, collect } from 'shardflow';
+   * const out = collect<number>();
+   * await pipeline('len').from(fromArray(['a', 'bb'])).map((line) => line.length).to(out.sink).run();
+   * out.values; // [1, 2]
    * ```
    */
   map<U>(fn: (value: T) => U | Promise<U>): Stream<U> {
@@ -106,7 +122,10 @@ export class Stream<T> {
    *
    * @example
    * ```ts
-   * stream.filter((n: number) => n % 2 === 0)
+   * import { pipeline, fromArray, collect } from 'shardflow';
+   * const out = collect<number>();
+   * await pipeline('even').from(fromArray([1, 2, 3, 4])).filter((n) => n % 2 === 0).to(out.sink).run();
+   * out.values; // [2, 4]
    * ```
    */
   filter<U extends T>(fn: (value: T) => value is U): Stream<U>;
@@ -120,7 +139,10 @@ export class Stream<T> {
    *
    * @example
    * ```ts
-   * stream.flatMap((line: string) => line.split(' '))
+   * import { pipeline, fromArray, collect } from 'shardflow';
+   * const out = collect<string>();
+   * await pipeline('split').from(fromArray(['a b', '', 'c'])).flatMap((line) => line.split(' ').filter(Boolean)).to(out.sink).run();
+   * out.values; // ['a', 'b', 'c']
    * ```
    */
   flatMap<U>(fn: (value: T) => Iterable<U> | Promise<Iterable<U>>): Stream<U> {
@@ -132,8 +154,17 @@ export class Stream<T> {
    *
    * @example
    * ```ts
-   * pipeline('j').from(ndjson('in/*.ndjson'))
-   *   .validate((v): v is { user: string } => typeof (v as any)?.user === 'string', 'needs a string user')
+   * import { pipeline, fromArray, collect, type DeadLetter } from 'shardflow';
+   * const out = collect<{ user: string }>();
+   * const dead = collect<DeadLetter>();
+   * await pipeline('users')
+   *   .from(fromArray<unknown>([{ user: 'ada' }, { name: 'bob' }]))
+   *   .validate((v): v is { user: string } => typeof (v as { user?: unknown }).user === 'string', 'needs a string user')
+   *   .deadLetters(dead.sink)
+   *   .to(out.sink)
+   *   .run();
+   * out.values; // [{ user: 'ada' }]
+   * dead.values.map((d) => d.reason); // ['needs a string user']
    * ```
    */
   validate<U extends T>(guard: (value: T) => value is U, reason?: string): Stream<U>;
@@ -149,7 +180,18 @@ export class Stream<T> {
    *
    * @example
    * ```ts
-   * stream.timestamps((e: { at: number }) => e.at, { outOfOrderness: '2s' })
+   * import { pipeline, fromArray, tumbling, count, collect } from 'shardflow';
+   * const out = collect<{ start: number; n: number }>();
+   * await pipeline('events')
+   *   .from(fromArray([{ at: 1_000 }, { at: 12_000 }, { at: 3_000 }]))
+   *   .timestamps((e) => e.at, { outOfOrderness: '5s' }) // 3s after 12s is within 5s: on time
+   *   .keyBy(() => 'all')
+   *   .window(tumbling('10s'))
+   *   .aggregate(count())
+   *   .map((r) => ({ start: r.window.start, n: r.value }))
+   *   .to(out.sink)
+   *   .run({ readBatch: 1 });
+   * out.values; // [{ start: 0, n: 2 }, { start: 10000, n: 1 }]
    * ```
    */
   timestamps(fn?: (value: T, sourceTime: number) => number, options: { outOfOrderness?: Duration } = {}): Stream<T> {
@@ -167,7 +209,17 @@ export class Stream<T> {
    *
    * @example
    * ```ts
-   * stream.keyBy((c: { user: string }) => c.user).window(tumbling('1m')).aggregate(count())
+   * import { pipeline, fromArray, global, count, collect } from 'shardflow';
+   * const out = collect<{ user: string; clicks: number }>();
+   * await pipeline('per-user')
+   *   .from(fromArray([{ user: 'a' }, { user: 'b' }, { user: 'a' }]))
+   *   .keyBy((c) => c.user)
+   *   .window(global())
+   *   .aggregate(count())
+   *   .map((r) => ({ user: r.key, clicks: r.value }))
+   *   .to(out.sink)
+   *   .run();
+   * out.values; // [{ user: 'a', clicks: 2 }, { user: 'b', clicks: 1 }]: a global window fires at the end, keys in order
    * ```
    */
   keyBy<K extends Key>(fn: (value: T) => K): KeyedStream<T, K> {
@@ -180,7 +232,17 @@ export class Stream<T> {
    *
    * @example
    * ```ts
-   * stream.deadLetters(ndjsonFile('dead.ndjson'))
+   * import { pipeline, fromArray, collect, type DeadLetter } from 'shardflow';
+   * const out = collect<number>();
+   * const dead = collect<DeadLetter>();
+   * await pipeline('parse')
+   *   .from(fromArray(['1', 'x', '3']))
+   *   .map((s) => JSON.parse(s) as number) // 'x' throws: a dead letter, and the job goes on
+   *   .deadLetters(dead.sink)
+   *   .to(out.sink)
+   *   .run();
+   * out.values; // [1, 3]
+   * dead.values.map((d) => [d.stage, d.record]); // [['chain-0', 'x']]
    * ```
    */
   deadLetters(sink: Sink<DeadLetter>): Stream<T> {
@@ -192,8 +254,11 @@ export class Stream<T> {
    *
    * @example
    * ```ts
-   * const job = stream.to(stdout());
+   * import { pipeline, fromArray, collect } from 'shardflow';
+   * const out = collect<string>();
+   * const job = pipeline('upper').from(fromArray(['a', 'b'])).map((s) => s.toUpperCase()).to(out.sink); // a Pipeline
    * await job.run({ mode: 'batch', trigger: 'count=1000' });
+   * out.values; // ['A', 'B']
    * ```
    */
   to(sink: Sink<T>): Pipeline {
@@ -220,7 +285,22 @@ export class Stream<T> {
   }
 }
 
-/** Records grouped by a key of type `K`. */
+/**
+ * Records grouped by a key of type `K`, made by {@link Stream.keyBy}. Each key's records reach the next stage in
+ * order, with state of their own: end it with {@link KeyedStream.window}, a rolling {@link KeyedStream.reduce} or
+ * {@link KeyedStream.process}.
+ *
+ * @example
+ * ```ts
+ * import { pipeline, fromArray, collect } from 'shardflow';
+ * const out = collect<{ user: string; n: number }>();
+ * const byUser = pipeline('totals')
+ *   .from(fromArray([{ user: 'a', n: 1 }, { user: 'b', n: 5 }, { user: 'a', n: 2 }]))
+ *   .keyBy((o) => o.user); // a KeyedStream<{ user: string; n: number }, string>
+ * await byUser.reduce((a, b) => ({ user: a.user, n: a.n + b.n })).to(out.sink).run();
+ * out.values.filter((o) => o.user === 'a'); // [{ user: 'a', n: 1 }, { user: 'a', n: 3 }]
+ * ```
+ */
 export class KeyedStream<T, K extends Key> {
   /** @internal */
   constructor(
@@ -233,7 +313,17 @@ export class KeyedStream<T, K extends Key> {
    *
    * @example
    * ```ts
-   * keyed.window(sliding('1m', '10s')).reduce((a, b) => ({ ...a, n: a.n + b.n }))
+   * import { pipeline, fromArray, sliding, collect } from 'shardflow';
+   * const out = collect<{ start: number; max: number }>();
+   * await pipeline('max-temp')
+   *   .from(fromArray([{ sensor: 's1', temp: 3 }, { sensor: 's1', temp: 7 }, { sensor: 's1', temp: 5 }], { eventTime: (_, i) => i * 4_000 }))
+   *   .keyBy((r) => r.sensor)
+   *   .window(sliding('10s', '5s')) // the records at 0s, 4s, 8s
+   *   .reduce((a, b) => (a.temp >= b.temp ? a : b))
+   *   .map((r) => ({ start: r.window.start, max: r.value.temp }))
+   *   .to(out.sink)
+   *   .run();
+   * out.values; // [{ start: -5000, max: 7 }, { start: 0, max: 7 }, { start: 5000, max: 5 }]
    * ```
    */
   window(spec: WindowSpec): WindowedStream<T, K> {
@@ -245,7 +335,10 @@ export class KeyedStream<T, K extends Key> {
    *
    * @example
    * ```ts
-   * keyed.reduce((a: { n: number }, b) => ({ n: a.n + b.n })) // running totals
+   * import { pipeline, fromArray, collect } from 'shardflow';
+   * const out = collect<number>();
+   * await pipeline('running-total').from(fromArray([1, 2, 3])).keyBy(() => 'total').reduce((a, b) => a + b).to(out.sink).run();
+   * out.values; // [1, 3, 6]
    * ```
    */
   reduce(fn: (a: T, b: T) => T): Stream<T> {
@@ -268,16 +361,25 @@ export class KeyedStream<T, K extends Key> {
    *
    * @example
    * ```ts
-   * keyed.process<{ user: string; total: number }>({
-   *   async onRecord(click, ctx) {
-   *     const total = ctx.value<number>('total');
-   *     total.set(((await total.get()) ?? 0) + 1);
-   *     ctx.timers.atEventTime(ctx.timestamp + 60_000); // report a minute later
-   *   },
-   *   async onTimer(_t, ctx) {
-   *     ctx.emit({ user: String(ctx.key), total: (await ctx.value<number>('total').get()) ?? 0 });
-   *   },
-   * })
+   * import { pipeline, fromArray, collect } from 'shardflow';
+   * const out = collect<{ user: string; total: number }>();
+   * await pipeline('clicks-per-minute')
+   *   .from(fromArray([{ user: 'a' }, { user: 'a' }, { user: 'b' }], { eventTime: (_, i) => i * 1_000 }))
+   *   .keyBy((c) => c.user)
+   *   .process<{ user: string; total: number }>({
+   *     async onRecord(_click, ctx) {
+   *       const total = ctx.value<number>('total');
+   *       const before = (await total.get()) ?? 0;
+   *       total.set(before + 1);
+   *       if (before === 0) ctx.timers.atEventTime(ctx.timestamp + 60_000); // report a minute after the first
+   *     },
+   *     async onTimer(_t, ctx) {
+   *       ctx.emit({ user: ctx.key, total: (await ctx.value<number>('total').get()) ?? 0 });
+   *     },
+   *   })
+   *   .to(out.sink)
+   *   .run();
+   * out.values; // [{ user: 'a', total: 2 }, { user: 'b', total: 1 }]: pending timers fire at the end of input
    * ```
    */
   process<U>(handler: ProcessHandler<T, K, U> | ((value: T, ctx: KeyedContext<K, U>) => void | Promise<void>)): Stream<U> {
@@ -291,7 +393,20 @@ export class KeyedStream<T, K extends Key> {
   }
 }
 
-/** A keyed stream cut into windows; ends with reduce or aggregate. */
+/**
+ * A keyed stream cut into windows, made by {@link KeyedStream.window}; ends with {@link WindowedStream.reduce} or
+ * {@link WindowedStream.aggregate}, which emit one {@link WindowResult} per key and window when the window fires.
+ *
+ * @example
+ * ```ts
+ * import { pipeline, fromArray, tumbling, count, collect } from 'shardflow';
+ * const out = collect<{ user: string; start: number; clicks: number }>();
+ * const clicks = [{ user: 'a', at: 1_000 }, { user: 'a', at: 2_000 }, { user: 'a', at: 11_000 }];
+ * const windowed = pipeline('clicks').from(fromArray(clicks, { eventTime: (c) => c.at })).keyBy((c) => c.user).window(tumbling('10s'));
+ * await windowed.aggregate(count()).map((r) => ({ user: r.key, start: r.window.start, clicks: r.value })).to(out.sink).run();
+ * out.values; // [{ user: 'a', start: 0, clicks: 2 }, { user: 'a', start: 10000, clicks: 1 }]
+ * ```
+ */
 export class WindowedStream<T, K extends Key> {
   /** @internal */
   constructor(
@@ -308,7 +423,18 @@ export class WindowedStream<T, K extends Key> {
    *
    * @example
    * ```ts
-   * keyed.window(tumbling('10s')).allowedLateness('5s')
+   * import { pipeline, fromArray, tumbling, count, collect } from 'shardflow';
+   * const out = collect<{ start: number; n: number }>();
+   * await pipeline('late-updates')
+   *   .from(fromArray([1_000, 12_000, 2_000], { eventTime: (t) => t })) // 2s arrives after the watermark passed 10s
+   *   .keyBy(() => 'all')
+   *   .window(tumbling('10s'))
+   *   .allowedLateness('5s')
+   *   .aggregate(count())
+   *   .map((r) => ({ start: r.window.start, n: r.value }))
+   *   .to(out.sink)
+   *   .run({ readBatch: 1 });
+   * out.values; // [{ start: 0, n: 1 }, { start: 0, n: 2 }, { start: 10000, n: 1 }]
    * ```
    */
   allowedLateness(lateness: Duration): WindowedStream<T, K> {
@@ -321,7 +447,17 @@ export class WindowedStream<T, K extends Key> {
    *
    * @example
    * ```ts
-   * keyed.window(tumbling('10s')).lateTo(ndjsonFile('late.ndjson'))
+   * import { pipeline, fromArray, tumbling, count, collect, type LateRecord } from 'shardflow';
+   * const late = collect<LateRecord<number, string>>();
+   * await pipeline('late')
+   *   .from(fromArray([1_000, 12_000, 2_000], { eventTime: (t) => t }))
+   *   .keyBy(() => 'all')
+   *   .window(tumbling('10s'))
+   *   .lateTo(late.sink)
+   *   .aggregate(count())
+   *   .to(collect<unknown>().sink)
+   *   .run({ readBatch: 1 }); // one record per read: the watermark passes 10s before 2s comes
+   * late.values; // [{ key: 'all', value: 2000, timestamp: 2000, watermark: 11999 }]
    * ```
    */
   lateTo(sink: Sink<LateRecord<T, K>>): WindowedStream<T, K> {
@@ -333,7 +469,17 @@ export class WindowedStream<T, K extends Key> {
    *
    * @example
    * ```ts
-   * keyed.window(tumbling('1m')).reduce((a: number, b: number) => Math.max(a, b))
+   * import { pipeline, fromArray, tumbling, collect } from 'shardflow';
+   * const out = collect<number>();
+   * await pipeline('peak')
+   *   .from(fromArray([3, 9, 4], { eventTime: (_, i) => i * 1_000 }))
+   *   .keyBy(() => 'all')
+   *   .window(tumbling('1m'))
+   *   .reduce((a, b) => Math.max(a, b))
+   *   .map((r) => r.value)
+   *   .to(out.sink)
+   *   .run();
+   * out.values; // [9]
    * ```
    */
   reduce(fn: (a: T, b: T) => T): Stream<WindowResult<K, T>> {
@@ -351,12 +497,21 @@ export class WindowedStream<T, K extends Key> {
    *
    * @example
    * ```ts
-   * keyed.window(session('30s')).aggregate({
-   *   create: () => ({ n: 0, sum: 0 }),
-   *   add: (a, v: { ms: number }) => ({ n: a.n + 1, sum: a.sum + v.ms }),
-   *   merge: (a, b) => ({ n: a.n + b.n, sum: a.sum + b.sum }),
-   *   result: (a) => a.sum / a.n,
-   * })
+   * import { pipeline, fromArray, session, collect, type WindowResult } from 'shardflow';
+   * const out = collect<WindowResult<string, number>>();
+   * await pipeline('mean-latency')
+   *   .from(fromArray([{ user: 'a', ms: 10 }, { user: 'a', ms: 30 }], { eventTime: (_, i) => i * 1_000 }))
+   *   .keyBy((r) => r.user)
+   *   .window(session('30s'))
+   *   .aggregate({
+   *     create: () => ({ n: 0, sum: 0 }),
+   *     add: (a, v) => ({ n: a.n + 1, sum: a.sum + v.ms }),
+   *     merge: (a, b) => ({ n: a.n + b.n, sum: a.sum + b.sum }),
+   *     result: (a) => a.sum / a.n,
+   *   })
+   *   .to(out.sink)
+   *   .run();
+   * out.values.map((r) => r.value); // [20]
    * ```
    */
   aggregate<A, R = A>(aggregator: Aggregator<T, A, R>): Stream<WindowResult<K, R>> {
@@ -381,7 +536,10 @@ export class WindowedStream<T, K extends Key> {
  *
  * @example
  * ```ts
- * keyed.window(tumbling('10s')).aggregate(count()) // WindowResult<K, number>
+ * import { pipeline, fromArray, global, count, collect, type WindowResult } from 'shardflow';
+ * const out = collect<WindowResult<string, number>>();
+ * await pipeline('count').from(fromArray(['a', 'b', 'a'])).keyBy((w) => w).window(global()).aggregate(count()).to(out.sink).run();
+ * out.values.map((r) => `${r.key}=${r.value}`); // ['a=2', 'b=1']
  * ```
  */
 export function count<T = unknown>(): Aggregator<T, number, number> {
@@ -393,7 +551,11 @@ export function count<T = unknown>(): Aggregator<T, number, number> {
  *
  * @example
  * ```ts
- * keyed.window(tumbling('1m')).aggregate(sum((o: { amount: number }) => o.amount))
+ * import { pipeline, fromArray, global, sum, collect, type WindowResult } from 'shardflow';
+ * const out = collect<WindowResult<string, number>>();
+ * const orders = fromArray([{ shop: 's1', amount: 5 }, { shop: 's1', amount: 7 }]);
+ * await pipeline('revenue').from(orders).keyBy((o) => o.shop).window(global()).aggregate(sum((o: { amount: number }) => o.amount)).to(out.sink).run();
+ * out.values.map((r) => r.value); // [12]
  * ```
  */
 export function sum<T>(fn: (value: T) => number): Aggregator<T, number, number> {
@@ -401,28 +563,55 @@ export function sum<T>(fn: (value: T) => number): Aggregator<T, number, number> 
 }
 
 /**
- * A finished pipeline: its logical plan, and shortcuts to run it in this process.
+ * A finished pipeline, made by {@link Stream.to}: its logical plan, and shortcuts to run it in this process.
  *
  * @example
  * ```ts
- * const p = pipeline('copy').from(ndjson('in/*.ndjson')).to(ndjsonFile('out.ndjson'));
- * p.plan.stages.length;             // 1: one (empty) stateless stage
+ * import { pipeline, fromArray, collect } from 'shardflow';
+ * const out = collect<number>();
+ * const p = pipeline('copy').from(fromArray([1, 2, 3])).to(out.sink);
+ * p.plan.stages.length; // 1: one (empty) stateless stage
  * await p.run({ mode: 'batch', trigger: 'interval=1s,count=10k' });
+ * out.values; // [1, 2, 3]
  * ```
  */
 export class Pipeline {
   constructor(readonly plan: LogicalPlan) {}
 
+  /** The job's name, as given to {@link pipeline}. */
   get name(): string {
     return this.plan.name;
   }
 
-  /** Runs to completion (bounded sources) in this process. See {@link runJob}. */
+  /**
+   * Runs to completion (bounded sources) in this process and resolves with the job's result. See {@link runJob}.
+   *
+   * @example
+   * ```ts
+   * import { pipeline, generator, collect } from 'shardflow';
+   * const p = pipeline('squares').from(generator({ count: 100, make: (i) => i * i })).to(collect<number>().sink);
+   * const result = await p.run({ mode: 'batch', trigger: 'count=10' });
+   * result.state; // 'finished'
+   * result.metrics.sink.records; // 100
+   * ```
+   */
   run(options: JobRunOptions = {}): Promise<JobResult> {
     return runJob(this.plan, options);
   }
 
-  /** Starts in this process and returns a handle (metrics, stop, kill). See {@link startJob}. */
+  /**
+   * Starts in this process and returns a handle (metrics, stop, kill). See {@link startJob}.
+   *
+   * @example
+   * ```ts
+   * import { pipeline, generator, collect } from 'shardflow';
+   * const job = pipeline('ticks').from(generator({ rate: 1_000, make: (i) => i })).to(collect<number>().sink).start(); // unbounded
+   * await new Promise((resolve) => setTimeout(resolve, 200));
+   * job.metrics.snapshot().source.records; // about 200 so far
+   * const result = await job.stop(); // takes a final checkpoint
+   * result.state; // 'stopped'
+   * ```
+   */
   start(options: JobRunOptions = {}): JobHandle {
     return startJob(this.plan, options);
   }

@@ -15,17 +15,35 @@
  *
  * @example
  * ```ts
+ * import { pipeline, generator, collect, MemoryStateBackend } from 'shardflow';
  * const state = new MemoryStateBackend();
- * const first = startJob(counts.plan, { state, checkpointInterval: '1s' });
- * await first.kill();                     // a crash
- * await runJob(counts.plan, { state });   // resumes from the last checkpoint
+ * const counts = pipeline('counts')
+ *   .from(generator({ count: 600, rate: 2_000, make: (i) => i % 10 }))
+ *   .keyBy((n) => n)
+ *   .reduce((a, b) => a + b)
+ *   .to(collect<number>().sink);
+ * const first = counts.start({ state, checkpointInterval: '50ms' });
+ * await new Promise((resolve) => setTimeout(resolve, 150));
+ * await first.kill();                                  // a crash: nothing more is committed
+ * const result = await counts.run({ state });          // resumes from the last checkpoint
+ * result.metrics.source.records < 600;                 // true: the records before it are not read again
  * ```
  */
 import { copyValue } from './copy-value.js';
 import type { Json } from './connectors/types.js';
 import type { SplitPosition } from './elements.js';
 
-/** What a checkpoint commits besides state: where every split stood, and the watermark generator's state. */
+/**
+ * What a checkpoint commits besides state: where every split stood, and the watermark generator's state.
+ *
+ * @example
+ * ```ts
+ * import { pipeline, fromArray, collect, type Checkpoint } from 'shardflow';
+ * const result = await pipeline('cp').from(fromArray([1, 2, 3])).to(collect<number>().sink).run();
+ * const checkpoint: Checkpoint | undefined = result.checkpoint; // committed at the end of the input
+ * Object.keys(checkpoint?.positions ?? {}); // ['array-0']: the split, and where it stood
+ * ```
+ */
 export interface Checkpoint {
   epoch: number;
   positions: Record<string, SplitPosition>;
@@ -34,14 +52,40 @@ export interface Checkpoint {
   at: number;
 }
 
-/** One entry of a stage's state, as {@link JobState.scan} yields it. */
+/**
+ * One entry of a stage's state, as {@link JobState.scan} yields it.
+ *
+ * @example
+ * ```ts
+ * import { MemoryStateBackend, type StateEntry } from 'shardflow';
+ * const job = await new MemoryStateBackend().open('j');
+ * job.put('keyed-1', 7, 'user:a', { n: 1 }, 1);
+ * const entries: StateEntry[] = [];
+ * for await (const e of job.scan('keyed-1')) entries.push(e);
+ * entries; // [{ slot: 7, key: 'user:a', value: { n: 1 } }]
+ * ```
+ */
 export interface StateEntry {
   slot: number;
   key: string;
   value: Json;
 }
 
-/** A job's state, opened by {@link StateBackend.open}. Keys are strings; values are JSON-like (structured-clonable). */
+/**
+ * A job's state, opened by {@link StateBackend.open}. Keys are strings; values are JSON-like (structured-clonable).
+ * The runner drives it; a custom {@link StateBackend} implements it.
+ *
+ * @example
+ * ```ts
+ * import { MemoryStateBackend, type JobState } from 'shardflow';
+ * const backend = new MemoryStateBackend();
+ * const job: JobState = await backend.open('j');
+ * job.put('keyed-1', 0, 'a', 1, 1);            // buffered under epoch 1
+ * await job.commit({ epoch: 1, positions: {}, at: Date.now() });
+ * const reopened = await backend.open('j');
+ * await reopened.get('keyed-1', 0, 'a'); // 1: committed, so a reopened job sees it
+ * ```
+ */
 export interface JobState {
   /** The last committed checkpoint, or undefined for a fresh job. */
   readonly checkpoint: Checkpoint | undefined;
@@ -89,7 +133,18 @@ export interface SharedStateBackend extends StateBackend {
   join(job: string, run: number): Promise<SharedJobState>;
 }
 
-/** Stores the state of jobs. Opening a job drops the changes it had not committed (they belong to a lost run). */
+/**
+ * Stores the state of jobs. Opening a job drops the changes it had not committed (they belong to a lost run).
+ * {@link MemoryStateBackend} and {@link StorageStateBackend} implement it; a job takes one as its `state` option.
+ *
+ * @example
+ * ```ts
+ * import { pipeline, fromArray, collect, MemoryStateBackend, type StateBackend } from 'shardflow';
+ * const state: StateBackend = new MemoryStateBackend();
+ * await pipeline('sum').from(fromArray([1, 2])).keyBy(() => 'all').reduce((a, b) => a + b).to(collect<number>().sink).run({ state });
+ * (await state.open('sum')).checkpoint?.epoch; // the epoch the run committed last
+ * ```
+ */
 export interface StateBackend {
   readonly name: string;
   open(job: string): Promise<JobState>;
@@ -192,9 +247,11 @@ class MemoryJobState implements JobState {
  *
  * @example
  * ```ts
+ * import { pipeline, fromArray, collect, MemoryStateBackend } from 'shardflow';
  * const state = new MemoryStateBackend();
- * await runJob(plan, { state, checkpointInterval: 500 });
- * state.checkpointOf('counts'); // { epoch, positions, at } of the last commit
+ * const counts = pipeline('counts').from(fromArray([1, 2, 3])).keyBy(() => 'sum').reduce((a, b) => a + b).to(collect<number>().sink);
+ * await counts.run({ state, checkpointInterval: 500 });
+ * state.checkpointOf('counts'); // { epoch, positions, watermarks, at } of the last commit
  * ```
  */
 export class MemoryStateBackend implements StateBackend {

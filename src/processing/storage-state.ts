@@ -62,9 +62,34 @@ import type { Json } from './connectors/types.js';
 import type { Checkpoint, CheckpointWriter, CommitRecord, JobState, SharedJobState, SharedStateBackend, StateEntry } from './state.js';
 import { META_KEY, parseStoredKey, stageRange, stateNamespace, storedKey } from './storage-state-keys.js';
 
-/** The part of the client this backend uses (a test can wrap it to inject faults). */
+/**
+ * The part of the client this backend uses (a test can wrap it to inject faults).
+ *
+ * @example
+ * ```ts
+ * import { connect, StorageStateBackend, type StateStoreClient } from 'shardflow';
+ * const client = await connect({ dir: '.shardflow' });
+ * let puts = 0;
+ * const store: StateStoreClient = {
+ *   getEntry: client.getEntry.bind(client), batch: client.batch.bind(client),
+ *   scan: client.scan.bind(client), createNamespace: client.createNamespace.bind(client),
+ *   put: (ns, key, value, options) => (++puts % 10 === 0 ? Promise.reject(new Error('injected')) : client.put(ns, key, value, options)),
+ * };
+ * const state = new StorageStateBackend(store); // every 10th put fails: a test of how jobs recover
+ * ```
+ */
 export type StateStoreClient = Pick<ShardflowClient, 'getEntry' | 'put' | 'batch' | 'scan' | 'createNamespace'>;
 
+/**
+ * Options of {@link StorageStateBackend}.
+ *
+ * @example
+ * ```ts
+ * import { connect, StorageStateBackend, type StorageStateOptions } from 'shardflow';
+ * const options: StorageStateOptions = { prefix: 'jobs.', slotCount: 64, batchOps: 1_000 };
+ * const state = new StorageStateBackend(await connect({ dir: '.shardflow' }), options); // job `j` in namespace `jobs.j`
+ * ```
+ */
 export interface StorageStateOptions {
   /** Namespace of job `j` is `prefix + j` (made a valid name if it is not). Default `job.`. */
   prefix?: string;
@@ -101,9 +126,12 @@ type Pending = { stage: string; slot: number; key: string; value: Json | typeof 
  *
  * @example
  * ```ts
- * const client = await connect({ dir: '.shardflow' });
+ * import { connect, pipeline, generator, collect, StorageStateBackend } from 'shardflow';
+ * const client = await connect({ dir: '.shardflow' }); // a running cluster: `shardflow up`
  * const state = new StorageStateBackend(client);
- * await runJob(plan, { state, checkpointInterval: '5s' });   // kill it, run it again: it resumes exactly
+ * const counts = pipeline('counts').from(generator({ count: 10_000, make: (i) => i % 10 })).keyBy((n) => n).reduce((a, b) => a + b);
+ * await counts.to(collect<number>().sink).run({ state, checkpointInterval: '5s' }); // kill it, run it again: it resumes exactly
+ * await client.close();
  * ```
  */
 export class StorageStateBackend implements SharedStateBackend {

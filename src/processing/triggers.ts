@@ -8,21 +8,41 @@
  *
  * @example
  * ```ts
+ * import { parseTrigger } from 'shardflow';
  * parseTrigger('interval=5s,count=1000,bytes=1mb'); // { intervalMs: 5000, count: 1000, bytes: 1048576 }
- * parseTrigger('count=0');                          // throws ConfigError: count must be at least 1
+ * parseTrigger('count=0');                          // throws ConfigError: trigger count must be more than zero
  * ```
  */
 import { ConfigError } from '../errors/index.js';
 import { parseBytes, parseCount, parseDuration } from './units.js';
 
-/** A parsed trigger: at least one of the three is set. */
+/**
+ * A parsed trigger: at least one of the three is set.
+ *
+ * @example
+ * ```ts
+ * import { parseTrigger, type TriggerSpec } from 'shardflow';
+ * const spec: TriggerSpec = parseTrigger('interval=500ms,count=10k');
+ * spec; // { intervalMs: 500, count: 10000 }
+ * ```
+ */
 export interface TriggerSpec {
   intervalMs?: number;
   count?: number;
   bytes?: number;
 }
 
-/** What {@link parseTrigger} accepts: a spec string, or the object form with units allowed in each field. */
+/**
+ * What {@link parseTrigger} accepts (and the runner's `trigger` option): a spec string, or the object form with
+ * units allowed in each field.
+ *
+ * @example
+ * ```ts
+ * import { pipeline, generator, collect, type TriggerInput } from 'shardflow';
+ * const trigger: TriggerInput = { count: '1k', interval: '2s' }; // same as 'count=1k,interval=2s'
+ * await pipeline('t').from(generator({ count: 5_000, make: (i) => i })).to(collect<number>().sink).run({ mode: 'batch', trigger });
+ * ```
+ */
 export type TriggerInput = string | { interval?: number | string; count?: number | string; bytes?: number | string };
 
 /**
@@ -31,6 +51,7 @@ export type TriggerInput = string | { interval?: number | string; count?: number
  *
  * @example
  * ```ts
+ * import { parseTrigger } from 'shardflow';
  * parseTrigger('count=500');                  // { count: 500 }
  * parseTrigger({ interval: '100ms' });        // { intervalMs: 100 }
  * ```
@@ -76,6 +97,7 @@ export function parseTrigger(input: TriggerInput): TriggerSpec {
  *
  * @example
  * ```ts
+ * import { BatchTrigger, parseTrigger } from 'shardflow';
  * const t = new BatchTrigger(parseTrigger('count=2'));
  * t.add(10); t.add(10);
  * t.fired(); // 'count'

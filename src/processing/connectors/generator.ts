@@ -7,18 +7,29 @@
  *
  * @example
  * ```ts
+ * import { pipeline, generator, collect } from 'shardflow';
  * const clicks = generator({
- *   count: 10_000, seed: 42, rate: 5_000,
+ *   count: 1_000, seed: 42, rate: 5_000,
  *   make: (i, rng) => ({ user: `u${rng.int(100)}`, page: rng.pick(['/', '/a', '/b']) }),
  *   eventTime: (i) => 1_700_000_000_000 + i * 10,
  * });
+ * await pipeline('clicks').from(clicks).to(collect<{ user: string; page: string }>().sink).run(); // about 0.2 s at 5000/s
  * ```
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { InvalidArgumentError } from '../../errors/index.js';
 import type { Json, ReadBatch, Source, SourceReader, SourceRecord, SourceSplit } from './types.js';
 
-/** A small deterministic random number generator (mulberry32). */
+/**
+ * A small deterministic random number generator (mulberry32): what a {@link generator}'s `make` gets.
+ *
+ * @example
+ * ```ts
+ * import { rngFor, type Rng } from 'shardflow';
+ * const rng: Rng = rngFor(1, 0);
+ * [rng.next() < 1, rng.int(6) < 6, ['a', 'b'].includes(rng.pick(['a', 'b']))]; // [true, true, true]
+ * ```
+ */
 export interface Rng {
   /** A float in [0, 1). */
   next(): number;
@@ -32,6 +43,7 @@ export interface Rng {
  *
  * @example
  * ```ts
+ * import { rngFor } from 'shardflow';
  * rngFor(42, 7).int(100) === rngFor(42, 7).int(100); // true
  * ```
  */
@@ -47,6 +59,16 @@ export function rngFor(seed: number, index: number): Rng {
   return { next, int: (n) => Math.floor(next() * n), pick: (values) => values[Math.floor(next() * values.length)]! };
 }
 
+/**
+ * Options of {@link generator}.
+ *
+ * @example
+ * ```ts
+ * import { generator, type GeneratorOptions } from 'shardflow';
+ * const options: GeneratorOptions<{ n: number }> = { make: (i) => ({ n: i }), count: 100, splits: 4, eventTime: (i) => i * 1_000 };
+ * const source = generator(options); // split k holds the records i ≡ k (mod 4)
+ * ```
+ */
 export interface GeneratorOptions<T> {
   make: (index: number, rng: Rng) => T;
   /** Records in all (bounded); unbounded without. */
@@ -67,6 +89,7 @@ export interface GeneratorOptions<T> {
  *
  * @example
  * ```ts
+ * import { pipeline, generator, stdout } from 'shardflow';
  * await pipeline('n').from(generator({ count: 3, make: (i) => i })).to(stdout()).run(); // 0 1 2
  * ```
  */

@@ -33,6 +33,19 @@ import { DEFAULT_SEGMENT_BYTES, PartitionAppender, PartitionReader, type LogEntr
 import { checkBearer, checkSignature } from './signing.js';
 import type { Json, Source, SourceReader, SourceSplit } from './types.js';
 
+/**
+ * Options of {@link httpIngest}.
+ *
+ * @example
+ * ```ts
+ * import { httpIngest, type HttpIngestOptions } from 'shardflow';
+ * const options: HttpIngestOptions<{ user: string; at: number }> = {
+ *   logDir: '.shardflow/ingest/clicks', clusterDir: '.shardflow', port: 8080, partitions: 4,
+ *   badLines: 'dead-letter', eventTime: (c) => c.at,
+ * };
+ * const ingest = httpIngest(options);
+ * ```
+ */
 export interface HttpIngestOptions<T> {
   /** Folder of the partition logs (created if missing). */
   logDir: string;
@@ -79,6 +92,7 @@ interface HttpFailure {
  *
  * @example
  * ```ts
+ * import { httpIngest } from 'shardflow';
  * const ingest = httpIngest<{ user: string }>({ logDir: '.shardflow/ingest/clicks', clusterDir: '.shardflow' });
  * const url = await ingest.listen();
  * // curl -H "Authorization: Bearer $(cat .shardflow/secret)" --data-binary @clicks.ndjson $url
@@ -91,6 +105,28 @@ export function httpIngest<T = unknown>(options: HttpIngestOptions<T>): HttpInge
   return new HttpIngestSource<T>(options);
 }
 
+/**
+ * The source {@link httpIngest} returns: an unbounded {@link Source} (one split per partition log) that also owns
+ * the HTTP endpoint appending to those logs. `splits()` starts the endpoint, so running a pipeline from it listens;
+ * {@link HttpIngestSource.listen} gives its URL and {@link HttpIngestSource.close} stops it. See the module
+ * documentation for what an answer means, auth and errors.
+ *
+ * @example
+ * ```ts
+ * import { randomBytes } from 'node:crypto';
+ * import { httpIngest, pipeline, collect } from 'shardflow';
+ * const secret = randomBytes(32); // or clusterDir: '.shardflow' for the cluster's secret
+ * const ingest = httpIngest<{ user: string }>({ logDir: 'tmp/ingest', secret });
+ * const out = collect<{ user: string }>();
+ * const job = pipeline('clicks').from(ingest).to(out.sink).start();
+ * const url = await ingest.listen();
+ * await fetch(url, { method: 'POST', headers: { authorization: `Bearer ${secret.toString('hex')}` }, body: '{"user":"u1"}\n' });
+ * await new Promise((resolve) => setTimeout(resolve, 200));
+ * await job.stop();
+ * await ingest.close();
+ * out.values; // [{ user: 'u1' }]
+ * ```
+ */
 export class HttpIngestSource<T = unknown> implements Source<T> {
   readonly bounded = false;
   readonly name: string;

@@ -16,6 +16,18 @@ import { ClosedError, ConfigError, ConnectionError } from '../../errors/index.js
 import { truncateRaw } from './ingest-log.js';
 import type { BadRecord, Json, ReadBatch, Source, SourceReader, SourceRecord, SourceSplit } from './types.js';
 
+/**
+ * Options of {@link jetStreamSource}.
+ *
+ * @example
+ * ```ts
+ * import { jetStreamSource, type JetStreamOptions } from 'shardflow';
+ * const options: JetStreamOptions<string> = {
+ *   servers: 'nats://127.0.0.1:4222', streams: ['LOGS'], filterSubject: 'logs.error', decode: (data) => new TextDecoder().decode(data),
+ * };
+ * const errors = jetStreamSource(options); // payloads as text, not JSON
+ * ```
+ */
 export interface JetStreamOptions<T> {
   /** e.g. `nats://127.0.0.1:4222`. */
   servers: string | string[];
@@ -38,6 +50,7 @@ export interface JetStreamOptions<T> {
  *
  * @example
  * ```ts
+ * import { jetStreamSource } from 'shardflow';
  * const orders = jetStreamSource<{ id: string }>({ servers: 'nats://127.0.0.1:4222', streams: ['ORDERS'] });
  * // nats pub orders.new '{"id":"o1"}'
  * const [split] = await orders.splits(1);

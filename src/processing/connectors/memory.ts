@@ -4,6 +4,7 @@
  *
  * @example
  * ```ts
+ * import { pipeline, fromArray, collect } from 'shardflow';
  * const out = collect<number>();
  * await pipeline('double').from(fromArray([1, 2, 3])).map((n) => n * 2).to(out.sink).run();
  * out.values; // [2, 4, 6]
@@ -18,7 +19,11 @@ import type { Json, ReadBatch, Sink, SinkWriter, Source, SourceReader, SourceRec
  *
  * @example
  * ```ts
- * pipeline('t').from(fromArray([{ at: 5 }, { at: 1 }], { eventTime: (v) => v.at }))
+ * import { pipeline, fromArray, collect } from 'shardflow';
+ * const out = collect<number>();
+ * const source = fromArray([{ at: 5 }, { at: 1 }], { eventTime: (v) => v.at, splits: 2 });
+ * await pipeline('t').from(source).map((v) => v.at).to(out.sink).run({ parallelism: 2 });
+ * out.values.sort(); // [1, 5]: one record from each split
  * ```
  */
 export function fromArray<T>(values: readonly T[], options: { eventTime?: (value: T, index: number) => number; splits?: number } = {}): Source<T> {
@@ -53,6 +58,7 @@ export function fromArray<T>(values: readonly T[], options: { eventTime?: (value
  *
  * @example
  * ```ts
+ * import { pipeline, fromArray, collect } from 'shardflow';
  * const out = collect<string>();
  * await pipeline('t').from(fromArray(['a'])).to(out.sink).run();
  * out.values; // ['a']

@@ -15,6 +15,18 @@ import { ClosedError, ConfigError, ConnectionError } from '../../errors/index.js
 import { truncateRaw } from './ingest-log.js';
 import type { BadRecord, Json, ReadBatch, Source, SourceReader, SourceRecord, SourceSplit } from './types.js';
 
+/**
+ * Options of {@link redisStreams}.
+ *
+ * @example
+ * ```ts
+ * import { redisStreams, type RedisStreamsOptions } from 'shardflow';
+ * const options: RedisStreamsOptions<{ user: string; at: number }> = {
+ *   url: 'redis://127.0.0.1:6379', streams: ['clicks:0', 'clicks:1'], start: 'latest', eventTime: (c) => c.at,
+ * };
+ * const clicks = redisStreams(options); // two splits, one per stream key
+ * ```
+ */
 export interface RedisStreamsOptions<T> {
   /** e.g. `redis://127.0.0.1:6379/0`; or `redis` for ioredis options. */
   url?: string;
@@ -35,6 +47,7 @@ export interface RedisStreamsOptions<T> {
  *
  * @example
  * ```ts
+ * import { redisStreams } from 'shardflow';
  * const clicks = redisStreams<{ user: string }>({ url: 'redis://127.0.0.1:6379', streams: ['clicks'] });
  * // redis-cli XADD clicks '*' data '{"user":"u1"}'
  * const [split] = await clicks.splits(1);

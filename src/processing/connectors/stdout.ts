@@ -4,7 +4,8 @@
  *
  * @example
  * ```ts
- * await pipeline('echo').from(textLines('notes/*.txt')).to(stdout()).run();
+ * import { pipeline, fromArray, stdout } from 'shardflow';
+ * await pipeline('echo').from(fromArray(['hello', { a: 1 }])).to(stdout()).run(); // hello, then {"a":1}
  * ```
  */
 import type { Writable } from 'node:stream';
@@ -16,7 +17,9 @@ import type { Sink, SinkWriter } from './types.js';
  *
  * @example
  * ```ts
- * stream.to(stdout())
+ * import { pipeline, fromArray, stdout } from 'shardflow';
+ * await pipeline('up').from(fromArray(['a', 'b'])).map((s) => s.toUpperCase()).to(stdout()).run(); // A, then B
+ * await pipeline('err').from(fromArray(['oops'])).to(stdout({ stream: process.stderr })).run(); // to stderr
  * ```
  */
 export function stdout<T = unknown>(options: { stream?: Writable } = {}): Sink<T> {
