@@ -49,9 +49,14 @@ const YIELD_EVERY_MS = 10;
  *
  * @example
  * ```ts
- * const job = startJob(plan, { mode: 'stream', checkpointInterval: '5s' });
- * setInterval(() => console.log(job.metrics.snapshot().latency.p99Ms), 1000);
- * await job.done;
+ * import { pipeline, generator, collect, startJob } from 'shardflow';
+ * const out = collect<number>();
+ * const { plan } = pipeline('live').from(generator({ count: 500, rate: 2_000, make: (i) => i })).to(out.sink);
+ * const job = startJob(plan, { mode: 'stream', checkpointInterval: '100ms' });
+ * const timer = setInterval(() => console.log('p99 ms', job.metrics.snapshot().latency.p99Ms), 100);
+ * const result = await job.done; // about 0.25 s at 2000 records/s
+ * clearInterval(timer);
+ * [result.state, out.values.length]; // ['finished', 500]
  * ```
  */
 export function startJob(plan: LogicalPlan, options: JobRunOptions = {}): JobHandle {
@@ -63,8 +68,12 @@ export function startJob(plan: LogicalPlan, options: JobRunOptions = {}): JobHan
  *
  * @example
  * ```ts
+ * import { pipeline, fromArray, collect, runJob } from 'shardflow';
+ * const out = collect<number>();
+ * const { plan } = pipeline('squares').from(fromArray([1, 2, 3])).map((n) => n * n).to(out.sink);
  * const result = await runJob(plan, { mode: 'batch', trigger: 'count=500' });
- * console.log(result.metrics.sink.records);
+ * result.metrics.sink.records; // 3
+ * out.values; // [1, 4, 9]
  * ```
  */
 export function runJob(plan: LogicalPlan, options: JobRunOptions = {}): Promise<JobResult> {

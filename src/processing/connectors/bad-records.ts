@@ -34,7 +34,12 @@ export function isBadRecords(err: unknown): err is BadRecordsError {
  *
  * @example
  * ```ts
- * const { ok, rejected } = eachRecord(records, 'not JSON', (r) => JSON.stringify(r));
+ * // Inside a sink's write (this module is internal: not exported by 'shardflow').
+ * const records: unknown[] = [{ a: 1 }, { n: 1n }];
+ * const { ok, rejected } = eachRecord(records, 'not JSON', jsonLine);
+ * ok; // [{ index: 0, value: '{"a":1}' }]
+ * rejected; // [{ index: 1, reason: 'not JSON: TypeError: Do not know how to serialize a BigInt' }]
+ * if (rejected.length > 0) throw new BadRecordsError(rejected, 'ndjson(out.ndjson)'); // after writing `ok`
  * ```
  */
 export function eachRecord<T, R>(records: readonly T[], what: string, fn: (record: T) => R): { ok: Array<{ index: number; value: R }>; rejected: RejectedRecord[] } {

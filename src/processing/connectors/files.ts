@@ -12,10 +12,14 @@
  *
  * @example
  * ```ts
- * pipeline('logs').from(textLines('logs/**\/*.log'))...
- * pipeline('events').from(ndjson<{ user: string }>('in/*.ndjson'))...
- * pipeline('sales').from(csv('sales/*.csv'))...            // records: { column: value } from the header row
- * ...to(ndjsonFile('out/result.ndjson'))
+ * import { pipeline, textLines, ndjson, csv, ndjsonFile } from 'shardflow';
+ * await pipeline('logs').from(textLines('logs/**\/*.log')).filter((l) => l.includes('ERROR')).to(ndjsonFile('out/errors.ndjson')).run();
+ * await pipeline('events').from(ndjson<{ user: string }>('in/*.ndjson')).map((e) => e.user).to(ndjsonFile('out/users.ndjson')).run();
+ * await pipeline('sales') // records: { column: value }, the columns named by the header row
+ *   .from(csv('sales/*.csv'))
+ *   .map((r) => ({ region: r.region, amount: Number(r.amount) }))
+ *   .to(ndjsonFile('out/sales.ndjson'))
+ *   .run();
  * ```
  */
 import { mkdir, open, type FileHandle } from 'node:fs/promises';
@@ -25,8 +29,29 @@ import { ClosedError, InvalidArgumentError } from '../../errors/index.js';
 import { BadRecordsError, eachRecord, jsonLine } from './bad-records.js';
 import type { BadRecord, Json, ReadBatch, Sink, SinkContext, SinkWriter, Source, SourceReader, SourceRecord, SourceSplit } from './types.js';
 
+/**
+ * How {@link files} decodes a file: `text` (each line a string), `ndjson` (each line a JSON value) or `csv` (each
+ * record an object by the header row, or a string array).
+ *
+ * @example
+ * ```ts
+ * import { files, type FileFormat } from 'shardflow';
+ * const format: FileFormat = process.argv.includes('--csv') ? 'csv' : 'ndjson';
+ * const source = files(format === 'csv' ? 'in/*.csv' : 'in/*.ndjson', { format });
+ * ```
+ */
 export type FileFormat = 'text' | 'ndjson' | 'csv';
 
+/**
+ * Options of {@link files}; {@link textLines}, {@link ndjson} and {@link csv} take them without `format`.
+ *
+ * @example
+ * ```ts
+ * import { files, type FilesOptions } from 'shardflow';
+ * const options: FilesOptions = { format: 'csv', cwd: '/data/exports', header: false, delimiter: ';' };
+ * const rows = files<string[]>('2026-*.csv', options); // records: string arrays, the first row among them
+ * ```
+ */
 export interface FilesOptions {
   format: FileFormat;
   /** Where relative globs start. Default `process.cwd()`. */
@@ -47,7 +72,10 @@ const QUOTE = 0x22;
  *
  * @example
  * ```ts
- * files<string>(['a/*.txt', 'b/*.txt'], { format: 'text' })
+ * import { pipeline, files, collect } from 'shardflow';
+ * const out = collect<string>();
+ * await pipeline('lines').from(files<string>(['a/*.txt', 'b/*.txt'], { format: 'text' })).to(out.sink).run();
+ * out.values; // every line of the files matching either glob
  * ```
  */
 export function files<T>(patterns: string | string[], options: FilesOptions): Source<T> {
@@ -79,7 +107,15 @@ export function files<T>(patterns: string | string[], options: FilesOptions): So
  *
  * @example
  * ```ts
- * pipeline('wc').from(textLines('books/*.txt')).flatMap((l) => l.split(' '))
+ * import { pipeline, textLines, global, count, stdout } from 'shardflow';
+ * await pipeline('wc')
+ *   .from(textLines('books/*.txt', { cwd: '/data' }))
+ *   .flatMap((l) => l.split(' ').filter(Boolean))
+ *   .keyBy((w) => w)
+ *   .window(global())
+ *   .aggregate(count())
+ *   .to(stdout())
+ *   .run();
  * ```
  */
 export function textLines(patterns: string | string[], options: Omit<FilesOptions, 'format'> = {}): Source<string> {
@@ -91,7 +127,14 @@ export function textLines(patterns: string | string[], options: Omit<FilesOption
  *
  * @example
  * ```ts
- * pipeline('e').from(ndjson<{ user: string }>('events/*.ndjson'))
+ * import { pipeline, ndjson, collect } from 'shardflow';
+ * const users = collect<string>();
+ * await pipeline('e')
+ *   .from(ndjson<{ user: string }>('events/*.ndjson'))
+ *   .validate((e) => typeof e?.user === 'string', 'no user') // other shapes go to the dead letters
+ *   .map((e) => e.user)
+ *   .to(users.sink)
+ *   .run();
  * ```
  */
 export function ndjson<T = unknown>(patterns: string | string[], options: Omit<FilesOptions, 'format'> = {}): Source<T> {
@@ -103,7 +146,9 @@ export function ndjson<T = unknown>(patterns: string | string[], options: Omit<F
  *
  * @example
  * ```ts
- * pipeline('s').from(csv('sales/*.csv')).map((r) => Number(r.amount))
+ * import { pipeline, csv, collect } from 'shardflow';
+ * const amounts = collect<number>();
+ * await pipeline('s').from(csv('sales/*.csv')).map((r) => Number(r.amount)).to(amounts.sink).run();
  * ```
  */
 export function csv(patterns: string | string[], options: Omit<FilesOptions, 'format'> = {}): Source<Record<string, string>> {
@@ -225,7 +270,9 @@ function csvRecordEnd(buf: Buffer): number {
  *
  * @example
  * ```ts
+ * import { parseCsvRow } from 'shardflow';
  * parseCsvRow('a,"b, ""c""",d', ','); // ['a', 'b, "c"', 'd']
+ * parseCsvRow('1;;3', ';'); // ['1', '', '3']
  * ```
  */
 export function parseCsvRow(text: string, delimiter: string): string[] {
@@ -259,7 +306,11 @@ export function parseCsvRow(text: string, delimiter: string): string[] {
  *
  * @example
  * ```ts
- * stream.to(ndjsonFile('out/counts.ndjson'))
+ * import { pipeline, fromArray, ndjsonFile } from 'shardflow';
+ * await pipeline('counts').from(fromArray([{ word: 'a', count: 2 }])).to(ndjsonFile('out/counts.ndjson')).run();
+ * // out/counts.ndjson: {"word":"a","count":2}
+ * await pipeline('more').from(fromArray([{ word: 'b', count: 1 }])).to(ndjsonFile('out/counts.ndjson', { append: true })).run();
+ * // out/counts.ndjson: both lines
  * ```
  */
 export function ndjsonFile<T = unknown>(path: string, options: { append?: boolean } = {}): Sink<T> {

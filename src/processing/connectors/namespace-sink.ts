@@ -12,6 +12,27 @@ import type { NamespaceOptions } from '../../keyspace/index.js';
 import { BadRecordsError, eachRecord } from './bad-records.js';
 import type { Sink, SinkWriter } from './types.js';
 
+/**
+ * Options of {@link namespaceSink}: where to store (`namespace`, and a `client` or a cluster `dir`), under which key,
+ * and what.
+ *
+ * @example
+ * ```ts
+ * import { connect, pipeline, fromArray, namespaceSink, type NamespaceSinkOptions } from 'shardflow';
+ * const client = await connect({ dir: '.shardflow' });
+ * const options: NamespaceSinkOptions<{ user: string; count: number }> = {
+ *   namespace: 'click-counts',
+ *   key: (r) => `user:${r.user}`,
+ *   value: (r) => r.count,
+ *   client, // shared: the sink does not close it
+ *   create: { scheme: 'range' },
+ *   batchSize: 200,
+ * };
+ * await pipeline('counts').from(fromArray([{ user: 'u1', count: 3 }])).to(namespaceSink(options)).run();
+ * await client.get('click-counts', 'user:u1'); // 3
+ * await client.close();
+ * ```
+ */
 export interface NamespaceSinkOptions<T> {
   namespace: string;
   /** The record's key: a field name, or a function. */
@@ -32,6 +53,7 @@ export interface NamespaceSinkOptions<T> {
  *
  * @example
  * ```ts
+ * import { namespaceSink } from 'shardflow';
  * const counts = namespaceSink<{ user: string; count: number }>({ namespace: 'clicks', key: 'user', dir: '.shardflow' });
  * const writer = await counts.open({ job: 'clicks', worker: 'w0' });
  * await writer.write([{ user: 'u1', count: 3 }]);

@@ -11,15 +11,31 @@
  *
  * @example
  * ```ts
- * const source: Source<string> = textLines('logs/*.txt');
+ * import { fromArray, type Source, type Json } from 'shardflow';
+ * // Any source reads this way: fromArray here, or textLines over files, with one split per file.
+ * const source: Source<string> = fromArray(['a', 'b', 'c'], { splits: 2 });
+ * const seen: string[] = [];
+ * const positions: Record<string, Json> = {};
  * for (const split of await source.splits(2)) {
  *   const reader = await source.open(split);
  *   for (let batch = await reader.read(100); ; batch = await reader.read(100)) {
- *     for (const r of batch.records) console.log(r.value);
+ *     for (const r of batch.records) seen.push(r.value);
+ *     positions[split.id] = batch.position; // what a checkpoint would store
  *     if (batch.done) break;
  *   }
  *   await reader.close();
  * }
+ * seen; // ['a', 'c', 'b']: split 0 holds 'a' and 'c', split 1 'b'
+ *
+ * // Reopened after one record, a split resumes right after it.
+ * const [first] = await source.splits(2);
+ * const reader = await source.open(first!);
+ * const one = await reader.read(1);
+ * await reader.close();
+ * const again = await source.open(first!, one.position);
+ * const rest = await again.read(100);
+ * rest.records.map((r) => r.value); // ['c']
+ * await again.close();
  * ```
  */
 

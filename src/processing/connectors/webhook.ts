@@ -15,6 +15,25 @@ import type { Sink, SinkWriter } from './types.js';
 
 export const BATCH_HEADER = 'x-shardflow-batch';
 
+/**
+ * Options of {@link webhook}: the endpoint, how records are batched and encoded, and how long a batch is retried.
+ *
+ * @example
+ * ```ts
+ * import { pipeline, fromArray, webhook, type WebhookOptions } from 'shardflow';
+ * const options: WebhookOptions<{ user: string; clicks: number }> = {
+ *   url: 'https://alerts.example.com/hooks/clicks',
+ *   headers: { authorization: `Bearer ${process.env.ALERTS_TOKEN}` },
+ *   secret: new TextEncoder().encode('the shared secret'), // each body signed (signing.ts)
+ *   maxBatchRecords: 100,
+ *   attempts: 3, // then write rejects and the job fails
+ *   backoffMs: 200,
+ *   timeoutMs: 5_000,
+ *   encode: (r) => JSON.stringify({ text: `${r.user}: ${r.clicks} clicks` }),
+ * };
+ * await pipeline('alerts').from(fromArray([{ user: 'u1', clicks: 120 }])).to(webhook(options)).run();
+ * ```
+ */
 export interface WebhookOptions<T> {
   url: string;
   /** Extra headers (e.g. an authorization for the endpoint). */
@@ -41,6 +60,7 @@ export interface WebhookOptions<T> {
  *
  * @example
  * ```ts
+ * import { webhook } from 'shardflow';
  * const alerts = webhook<{ user: string; clicks: number }>({ url: 'http://127.0.0.1:9000/alerts' });
  * const writer = await alerts.open({ job: 'clicks', worker: 'w0' });
  * await writer.write([{ user: 'u1', clicks: 120 }]); // one POST: {"user":"u1","clicks":120}\n
