@@ -280,6 +280,7 @@ function mergeMetrics(snaps: MetricsSnapshot[]): MetricsSnapshot {
     base.source.splits += s.source.splits;
     base.source.splitsDone += s.source.splitsDone;
     base.source.waiting ||= s.source.waiting;
+    base.source.pending += s.source.pending ?? 0;
     s.stages.forEach((st, i) => {
       base.stages[i]!.in += st.in;
       base.stages[i]!.out += st.out;

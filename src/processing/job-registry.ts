@@ -114,7 +114,8 @@ export function liveFigures(now: MetricsSnapshot, prev: MetricsSnapshot | undefi
     latencySamples: now.latency.count,
     p50Ms: now.latency.p50Ms,
     p99Ms: now.latency.p99Ms,
-    backlog: unread + queued,
+    // Unread at the source too (a consumer's lag), where the source can tell.
+    backlog: unread + queued + (now.source.pending ?? 0),
     waiting: now.source.waiting,
     checkpointAgeMs: now.checkpoints.lastAt === undefined ? null : Math.max(0, Date.now() - now.checkpoints.lastAt),
     checkpointEpoch: now.checkpoints.lastEpoch ?? null,

@@ -60,7 +60,8 @@ export interface MetricsSnapshot {
   state: 'running' | 'finished' | 'stopped' | 'killed' | 'failed';
   startedAt: number;
   elapsedMs: number;
-  source: { records: number; bytes: number; bad: number; splits: number; splitsDone: number; waiting: boolean };
+  /** `pending`: records waiting at the source, unread (as the source estimates; 0 where it cannot tell). */
+  source: { records: number; bytes: number; bad: number; splits: number; splitsDone: number; waiting: boolean; pending: number };
   stages: StageMetrics[];
   sink: { records: number; writes: number };
   deadLetters: number;
@@ -87,7 +88,7 @@ export interface MetricsSnapshot {
 export class JobMetrics {
   state: MetricsSnapshot['state'] = 'running';
   readonly startedAt = Date.now();
-  readonly source = { records: 0, bytes: 0, bad: 0, splits: 0, splitsDone: 0, waiting: false };
+  readonly source = { records: 0, bytes: 0, bad: 0, splits: 0, splitsDone: 0, waiting: false, pending: 0 };
   readonly sink = { records: 0, writes: 0 };
   deadLetters = 0;
   late = 0;

@@ -291,6 +291,7 @@ export class LocalJob extends EventEmitter implements JobHandle {
     if (!got) return false;
     const readAt = performance.now();
     const src = this.metrics.source;
+    src.pending = this.splits.pending;
     for (const r of got.batch.records) {
       src.records++;
       src.bytes += r.bytes;

@@ -9,6 +9,8 @@ import type { SplitPosition } from './elements.js';
 
 export class SplitSet<T> {
   private next = 0;
+  /** Each split's lag as its last read said (undefined: its source cannot tell). */
+  private readonly lag: Array<number | undefined> = [];
 
   private constructor(
     readonly splits: SourceSplit[],
@@ -46,6 +48,11 @@ export class SplitSet<T> {
     return this.readers.every((r) => r === undefined);
   }
 
+  /** Records waiting at the source, over the splits whose sources tell (see `ReadBatch.pending`). */
+  get pending(): number {
+    return this.lag.reduce<number>((sum, n) => sum + (n ?? 0), 0);
+  }
+
   get doneCount(): number {
     return this.readers.filter((r) => r === undefined).length;
   }
@@ -59,6 +66,7 @@ export class SplitSet<T> {
       if (!reader) continue;
       const batch = await reader.read(max, waitMs);
       this.positions[i] = { position: batch.position, done: batch.done };
+      this.lag[i] = batch.done ? 0 : batch.pending;
       if (batch.done) {
         this.readers[i] = undefined;
         await reader.close();

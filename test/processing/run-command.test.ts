@@ -96,13 +96,13 @@ describe('job registry', () => {
 
 describe('liveFigures', () => {
   it('gives rates between two snapshots, backlog and checkpoint age', () => {
-    const snap = (elapsedMs: number, read: number, written: number, firstIn: number, lastAt?: number): MetricsSnapshot => ({
+    const snap = (elapsedMs: number, read: number, written: number, firstIn: number, lastAt?: number, pending = 0): MetricsSnapshot => ({
       job: 'j',
       mode: 'stream',
       state: 'running',
       startedAt: 0,
       elapsedMs,
-      source: { records: read, bytes: 0, bad: 0, splits: 1, splitsDone: 0, waiting: false },
+      source: { records: read, bytes: 0, bad: 0, splits: 1, splitsDone: 0, waiting: false, pending },
       stages: [{ id: 's0', kind: 'stateless', in: firstIn, out: firstIn }],
       sink: { records: written, writes: 1 },
       deadLetters: 0,
@@ -116,6 +116,8 @@ describe('liveFigures', () => {
     expect(f.inPerSec).toBe(1000);
     expect(f.outPerSec).toBe(200);
     expect(f.backlog).toBe(10 + 3 + 4);
+    // Records still waiting at the source (its lag) count too.
+    expect(liveFigures(snap(3000, 3000, 500, 2990, undefined, 700), undefined).backlog).toBe(700 + 10 + 3 + 4);
     expect(f.checkpointAgeMs).toBeGreaterThanOrEqual(2000);
     expect(f.checkpointEpoch).toBe(1);
     expect(liveFigures(snap(1000, 10, 0, 10), undefined).checkpointAgeMs).toBeNull();

@@ -161,6 +161,10 @@ class FileReader<T> implements SourceReader<T> {
   private bufAt: number;
   private eof = false;
   private columns: string[] | undefined;
+  /** The file's size and what this reader read of it: the records still to read, estimated (`pending`). */
+  private size: number | undefined;
+  private readRecords = 0;
+  private readBytes = 0;
 
   constructor(
     private readonly path: string,
@@ -219,7 +223,12 @@ class FileReader<T> implements SourceReader<T> {
       }
     }
     const done = this.eof && this.buf.length === 0;
-    return { records, bad, position: { offset: this.offset, line: this.line }, done };
+    this.size ??= (await this.fh.stat()).size;
+    for (const r of records) this.readBytes += r.bytes;
+    this.readRecords += records.length;
+    const perRecord = this.readRecords > 0 ? this.readBytes / this.readRecords : 0;
+    const pending = done ? 0 : perRecord > 0 ? Math.round(Math.max(0, this.size - this.offset) / perRecord) : undefined;
+    return { records, bad, position: { offset: this.offset, line: this.line }, done, ...(pending === undefined ? {} : { pending }) };
   }
 
   /** The next record's text (line end dropped), or undefined at the end of the file. */

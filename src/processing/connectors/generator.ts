@@ -130,7 +130,10 @@ export function generator<T>(options: GeneratorOptions<T>): Source<T> {
             next += nSplits;
           }
           produced += records.length;
-          return { records, bad: [], position: next, done: next >= count };
+          // Waiting: the rest of the split unpaced; paced, what the schedule has made due and not yet read.
+          const rest = next >= count ? 0 : Number.isFinite(count) ? Math.ceil((count - next) / nSplits) : undefined;
+          const pending = rest === undefined || options.rate === undefined ? rest : Math.min(rest, Math.max(0, allowed()));
+          return { records, bad: [], position: next, done: next >= count, ...(pending === undefined ? {} : { pending }) };
         },
         async close() {
           closed = true;

@@ -300,6 +300,10 @@ export class PartitionReader<T> implements SourceReader<T> {
   private segment: OpenSegment | undefined;
   private closed = false;
   private buffer = Buffer.alloc(64 * 1024);
+  /** The end of the segment last read, and what this reader read: the lines still to read, estimated (`pending`). */
+  private segmentEnd = 0;
+  private readLines = 0;
+  private readBytes = 0;
   /** The read in progress (close waits for it before closing the file under it). */
   private reading: Promise<unknown> = Promise.resolve();
   private wakeUp: (() => void) | undefined;
@@ -365,6 +369,7 @@ export class PartitionReader<T> implements SourceReader<T> {
       const segment = await this.openSegment();
       if (!segment) break;
       const end = segment.base + (await segment.handle.stat()).size;
+      this.segmentEnd = end;
       if (this.offset >= end) {
         // Everything of this segment is read: go on once the appender has moved to the next one.
         if (await this.nextSegment(segment)) continue;
@@ -386,10 +391,15 @@ export class PartitionReader<T> implements SourceReader<T> {
         continue;
       }
       this.offset += pos;
+      this.readBytes += pos;
       // Full, and at the end of this segment: move on now if it is final, so trimming need not keep it for us.
       if (this.offset === end && records.length + bad.length >= max) await this.nextSegment(segment);
     }
-    return { records, bad, position: { offset: this.offset }, done: false };
+    this.readLines += records.length + bad.length;
+    // Of the segment being read only: a reader further behind (whole segments) is behind by more than this says.
+    const perLine = this.readLines > 0 ? this.readBytes / this.readLines : 0;
+    const pending = perLine > 0 ? Math.round(Math.max(0, this.segmentEnd - this.offset) / perLine) : 0;
+    return { records, bad, position: { offset: this.offset }, done: false, pending };
   }
 
   private decode(line: Buffer, records: SourceRecord<T>[], bad: BadRecord[]): void {

@@ -74,6 +74,11 @@ export interface ReadBatch<T> {
   position: Json;
   /** True when a bounded split has no more records. Unbounded splits never set it. */
   done: boolean;
+  /**
+   * Records waiting at the source after this batch — the split's lag, as a Kafka consumer's — when the source can
+   * tell (an estimate from bytes is fine). The live view's backlog counts them.
+   */
+  pending?: number;
 }
 
 export interface SourceReader<T> {
