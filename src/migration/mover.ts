@@ -14,6 +14,7 @@ import { InvalidArgumentError, UnavailableError } from '../errors/index.js';
 import { createLogger } from '../util/logger.js';
 import type { JobLedger, JobRecord } from './jobs.js';
 import { updateTable } from './table-updates.js';
+import { failpoint } from '../util/failpoints.js';
 
 export interface MoveContext {
   catalog: Catalog;
@@ -204,6 +205,7 @@ export async function moveBatch(ctx: MoveContext, batch: MoveBatch, options: Mov
     const landed = (p: number) => (batch.copy ? after.followersOf(p).includes(to) : after.ownerOf(p) === to);
     if (!partitions.every(landed)) throw new UnavailableError(`the ${batch.copy ? 'copy' : 'move'} of ${namespace}/${partitions.join(',')} was aborted meanwhile`);
     switched = true;
+    failpoint('move.switched'); // fault tests: the driver dies just after the owner switch
     // The source and target also end these on seeing the table change; asking spares them the wait.
     await Promise.all(partitions.map((partition) => src.call('mig.export.end', { job, partition }, opts).catch(() => undefined)));
     const fenceMs = Date.now() - fencedAt;

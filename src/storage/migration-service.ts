@@ -38,6 +38,7 @@ import type { Location, RawEntry, ReadSnapshot, StorageEngine, StoredEntry } fro
 import type { KvService } from './kv-service.js';
 import { DIGEST_BYTES, DIGEST_PAGE, PAGE, PAGE_BYTES, checkLive, importSnapshot, setRate, type Import } from './partition-import.js';
 import { locationOf } from './location.js';
+import { failpoint } from '../util/failpoints.js';
 
 /** Longest a partition's requests are held waiting for a cutover before the source aborts the move. */
 const FENCE_LIMIT_MS = 10_000;
@@ -193,6 +194,7 @@ export class MigrationService {
       case 'mig.export.fence': {
         const e = this.exportOf(task);
         this.kv.fence(e.ns, e.partition);
+        failpoint('mig.export.fence', this.nodeId); // fault tests: the source dies holding the partition's writes
         // A driver that dies now must not leave the partition held: past the limit the source aborts the move itself
         // (one CAS that clears the entry; if the cutover won first, it changes nothing).
         setTimeout(() => void this.abandon(task, e), FENCE_LIMIT_MS).unref();
@@ -212,6 +214,7 @@ export class MigrationService {
       case 'mig.import.abort':
         return this.abortImport(task);
       case 'mig.import.finish':
+        failpoint('mig.import.finish', this.nodeId); // fault tests: the target dies just after the owner switch
         this.finishImport(task);
         return { ok: true };
       default:
