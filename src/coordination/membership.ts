@@ -179,7 +179,11 @@ class Registration implements NodeRegistration {
       if (free) {
         const r = await this.coordinator.compareAndSet(key, existing?.revision ?? 0, JSON.stringify(this.current), { lease });
         if (r.ok) return;
-        continue; // it changed in between: look again
+        // It changed in between: look again (within the same wait: a record that keeps changing is not ours to take).
+        if (Date.now() < deadline) continue;
+        throw new ConfigError(`node id ${this.id}: its membership record kept changing for ${waitMs} ms; is another node starting with this id?`, {
+          details: { id: this.id },
+        });
       }
       const holder = describeHolder(existing.value);
       if (Date.now() >= deadline) {
