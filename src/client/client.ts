@@ -119,7 +119,8 @@ export class ShardflowClient {
    * nodes are ready, else one (development); pass `copies` to choose.
    */
   async createNamespace(name: string, options: NamespaceOptions = { scheme: 'hash' }): Promise<RoutingTable> {
-    const existing = this.catalog.find(name) ?? (await this.catalog.refresh(name));
+    // As the coordinator has it now: a cached table may be out of date, or missing.
+    const existing = await this.catalog.refresh(name);
     if (existing) refuseOtherOptions(existing, options);
     const nodes = this.members.ready('storage').map((m) => ({ id: m.id, capacity: m.capacity }));
     if (nodes.length === 0) throw new UnavailableError('no storage node is ready to hold the namespace');
@@ -389,8 +390,9 @@ function refuseOtherOptions(existing: RoutingTable, options: NamespaceOptions): 
   let differs: string | undefined;
   if (options.copies !== undefined && existing.copies !== options.copies) differs = `${existing.copies} copies`;
   else if (options.slotCount !== undefined && slotCount !== options.slotCount) differs = `${slotCount ?? 'no'} slots`;
+  else if (options.autoMerge !== undefined && (existing.record.autoMerge !== false) !== options.autoMerge) differs = `autoMerge ${!options.autoMerge}`;
   if (!differs) return;
-  throw new NamespaceExistsError(`namespace ${existing.name} exists with ${differs}; its copies and slots are fixed when it is created`, {
+  throw new NamespaceExistsError(`namespace ${existing.name} exists with ${differs}; its copies, slots and merging are fixed when it is created`, {
     details: { namespace: existing.name, copies: existing.copies, slotCount: slotCount ?? null },
   });
 }

@@ -58,7 +58,8 @@ export class MemberView {
   async waitFor(id: string, deadline: number): Promise<MemberRecord | undefined> {
     for (;;) {
       const m = this.get(id);
-      if (m && m.state === 'ready') return m;
+      // A stopping storage node still answers for what it leads until it has handed that off.
+      if (m && (m.state === 'ready' || m.state === 'stopping')) return m;
       const left = deadline - Date.now();
       if (left <= 0) return undefined;
       await new Promise<void>((resolve) => {

@@ -24,7 +24,8 @@ export class PeerPool {
   live(nodeId: string, anyState = false): Connection | undefined {
     const member = this.members.get(nodeId);
     const peer = this.peers.get(nodeId);
-    if (!member || (!anyState && member.state !== 'ready') || !peer || peer.address !== member.address) return undefined;
+    const serving = member?.state === 'ready' || member?.state === 'stopping';
+    if (!member || (!anyState && !serving) || !peer || peer.address !== member.address) return undefined;
     return peer.current();
   }
 

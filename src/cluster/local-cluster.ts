@@ -104,13 +104,18 @@ export async function startLocalCluster(options: UpOptions): Promise<LocalCluste
     }
   }
 
-  const rootExisted = existsSync(dir.root);
-  const secretExisted = existsSync(dir.secretFile);
+  // What was here before, which an undo must leave alone (node data above all).
+  const existed = {
+    root: existsSync(dir.root),
+    secret: existsSync(dir.secretFile),
+    coordinator: existsSync(dir.coordinatorDir),
+    nodes: new Set((await dir.listNodes().catch(() => [])).map((n) => n.id)),
+  };
   try {
     return await startChecked(dir, options, fresh, services);
   } catch (err) {
     // A first start that fails leaves nothing behind: what it started stops, what it wrote goes.
-    if (fresh) await undoFreshStart(dir, rootExisted, secretExisted);
+    if (fresh) await undoFreshStart(dir, existed);
     throw err;
   }
 }
@@ -164,17 +169,21 @@ async function startChecked(dir: ClusterDir, options: UpOptions, fresh: boolean,
  * Stops whatever a failed first start started and removes what it wrote, so the next `up` starts afresh; the node
  * logs stay (the error may point at one), and the directory itself if it holds nothing else.
  */
-async function undoFreshStart(dir: ClusterDir, rootExisted: boolean, secretExisted: boolean): Promise<void> {
+async function undoFreshStart(
+  dir: ClusterDir,
+  existed: { root: boolean; secret: boolean; coordinator: boolean; nodes: ReadonlySet<string> },
+): Promise<void> {
   if (existsSync(dir.clusterFile)) await stopLocalCluster(dir.root).catch(() => undefined);
   for (const n of await dir.listNodes()) {
     if (n.pid !== undefined && isAlive(n.pid)) await terminate(n.pid).catch(() => undefined);
+    if (existed.nodes.has(n.id)) continue;
     await rm(dir.nodeFile(n.id), { force: true });
     await rm(dir.nodeDataDir(n.id), { recursive: true, force: true });
   }
-  await rm(dir.coordinatorDir, { recursive: true, force: true });
+  if (!existed.coordinator) await rm(dir.coordinatorDir, { recursive: true, force: true });
   await rm(dir.clusterFile, { force: true });
-  if (!secretExisted) await rm(dir.secretFile, { force: true });
-  if (!rootExisted) {
+  if (!existed.secret) await rm(dir.secretFile, { force: true });
+  if (!existed.root) {
     // Nothing but empty node directories (or their logs) left: keep it only when a log explains the failure.
     const ids = await readdir(dir.nodesDir).catch(() => [] as string[]);
     const logs = (await Promise.all(ids.map((id) => readdir(dir.nodeDir(id)).catch(() => [] as string[])))).flat();
@@ -220,13 +229,14 @@ export async function stopLocalCluster(dirPath?: string): Promise<Record<string,
   await dir.readCluster();
   const nodes = await dir.listNodes();
   const outcome: Record<string, string> = {};
-  // Compute first (they hold no data), then storage, then the coordinator they all report to.
+  // Compute first (they hold no data), then storage, then the coordinator they all report to. Storage nodes get
+  // SIGINT: stopping together, none would take another's leads (SIGTERM hands them off first).
   for (const role of ['compute', 'storage'] as const) {
     await Promise.all(
       nodes
         .filter((n) => n.role === role)
         .map(async (n) => {
-          outcome[n.id] = n.pid ? await terminate(n.pid) : 'gone';
+          outcome[n.id] = n.pid ? await terminate(n.pid, 10_000, role === 'storage' ? 'SIGINT' : 'SIGTERM') : 'gone';
         }),
     );
   }

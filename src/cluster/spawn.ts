@@ -97,13 +97,14 @@ export function isAlive(pid: number | undefined): boolean {
 }
 
 /**
- * Sends SIGTERM, waits up to `graceMs` for the process to exit, then SIGKILL. Waiting polls `kill(pid, 0)`: a
- * process we did not start (or no longer hold a handle to) offers no exit event.
+ * Sends `signal` (SIGTERM: a storage node hands its leads off first, a compute node drains; SIGINT: stop at once),
+ * waits up to `graceMs` for the process to exit, then SIGKILL. Waiting polls `kill(pid, 0)`: a process we did not
+ * start (or no longer hold a handle to) offers no exit event.
  */
-export async function terminate(pid: number, graceMs = 10_000): Promise<'stopped' | 'killed' | 'gone'> {
+export async function terminate(pid: number, graceMs = 10_000, signal: NodeJS.Signals = 'SIGTERM'): Promise<'stopped' | 'killed' | 'gone'> {
   if (!isAlive(pid)) return 'gone';
   try {
-    process.kill(pid, 'SIGTERM');
+    process.kill(pid, signal);
   } catch {
     return 'gone';
   }

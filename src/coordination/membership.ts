@@ -27,7 +27,11 @@ import { MEMBERS_PREFIX, memberKey } from './keys.js';
 
 export type MemberRole = 'storage' | 'compute';
 /** `leaving` is written only by {@link NodeRegistration.leave}, just before the record is deleted. */
-export type MemberState = 'starting' | 'ready' | 'draining' | 'leaving';
+/**
+ * `stopping`: a storage node handing the lead of its partitions to their followers before it leaves (SIGTERM); it
+ * still serves what it holds, but takes no new lead, copy or move.
+ */
+export type MemberState = 'starting' | 'ready' | 'draining' | 'stopping' | 'leaving';
 
 /** One member's record (JSON in the coordinator). Extra fields are kept as they are. */
 export interface MemberInfo {
@@ -180,7 +184,10 @@ class Registration implements NodeRegistration {
         const r = await this.coordinator.compareAndSet(key, existing?.revision ?? 0, JSON.stringify(this.current), { lease });
         if (r.ok) return;
         // It changed in between: look again (within the same wait: a record that keeps changing is not ours to take).
-        if (Date.now() < deadline) continue;
+        if (Date.now() < deadline) {
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          continue;
+        }
         throw new ConfigError(`node id ${this.id}: its membership record kept changing for ${waitMs} ms; is another node starting with this id?`, {
           details: { id: this.id },
         });
@@ -253,6 +260,11 @@ class Registration implements NodeRegistration {
           this.log.info('registered again after losing the lease');
           return;
         } catch (err) {
+          if (err instanceof ConfigError) {
+            // Another live node holds the id now: registering again would only wait it out forever.
+            this.log.error('not registering again: this node id is in use by another live node', { error: String(err) });
+            return;
+          }
           this.log.warn('re-registration failed; retrying', { error: String(err), inMs: delay });
           await new Promise((resolve) => setTimeout(resolve, delay));
         }
@@ -428,6 +440,6 @@ function checkInfo(info: MemberInfo): MemberInfo {
   if (typeof info.capacity !== 'number' || !(info.capacity > 0) || !Number.isFinite(info.capacity)) {
     throw bad('capacity must be a positive number');
   }
-  if (!['starting', 'ready', 'draining', 'leaving'].includes(info.state)) throw bad(`unknown state ${String(info.state)}`);
+  if (!['starting', 'ready', 'draining', 'stopping', 'leaving'].includes(info.state)) throw bad(`unknown state ${String(info.state)}`);
   return info;
 }

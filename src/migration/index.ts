@@ -5,3 +5,4 @@ export { JobLedger, readJobs, type JobRecord, type MoveStep } from './jobs.js';
 export { planMerges, runMerges, mergeAfterMove, type PlannedMerge, type MergeResult } from './range-merge.js';
 export { ReplicaController, failover, REPLICA_ELECTION, type ReplicaControllerOptions, type ControllerRound } from './replica-controller.js';
 export { handOffLeads, canHandOff, type LeadBatch } from './lead-handoff.js';
+export { handOffAllLeads, planHandoffs, type ShutdownHandoffs } from './controlled-shutdown.js';

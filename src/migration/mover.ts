@@ -205,7 +205,8 @@ export async function moveBatch(ctx: MoveContext, batch: MoveBatch, options: Mov
     const landed = (p: number) => (batch.copy ? after.followersOf(p).includes(to) : after.ownerOf(p) === to);
     if (!partitions.every(landed)) throw new UnavailableError(`the ${batch.copy ? 'copy' : 'move'} of ${namespace}/${partitions.join(',')} was aborted meanwhile`);
     switched = true;
-    failpoint('move.switched'); // fault tests: the driver dies just after the owner switch
+    // Fault tests: the driver dies just after the owner switch (named by its driver's name, e.g. `rebalance`).
+    failpoint('move.switched', ctx.ledger.driver.split('@')[0]);
     // The source and target also end these on seeing the table change; asking spares them the wait.
     await Promise.all(partitions.map((partition) => src.call('mig.export.end', { job, partition }, opts).catch(() => undefined)));
     const fenceMs = Date.now() - fencedAt;

@@ -14,22 +14,24 @@ import { planMerges, runMerges } from './range-merge.js';
 export const RANGE_MERGE_EVERY_MS = 10_000;
 
 /**
- * Plans and runs the merges across nodes of the range namespaces with `autoMerge` on. Resolves with how many pairs
- * merged (0 when a rebalance holds the lock: tried again at the next look).
+ * Plans and runs the merges across nodes of the range namespaces with `autoMerge` on, while `leading()` (the caller
+ * still the controller). Resolves with how many pairs merged (0 when a rebalance holds the lock: tried again at the
+ * next look).
  *
  * @example
  * ```ts
  * const merged = await mergeSmallNeighbours({ coordinator, catalog, members, pool }, log);
  * ```
  */
-export async function mergeSmallNeighbours(deps: DriverDeps, log: Logger): Promise<number> {
+export async function mergeSmallNeighbours(deps: DriverDeps, log: Logger, leading: () => boolean = () => true): Promise<number> {
   const namespaces = deps.catalog.names().filter((name) => {
     const t = deps.catalog.find(name);
     return t?.scheme === 'range' && t.record.autoMerge !== false;
   });
   if (namespaces.length === 0) return 0;
   const merges = await planMerges(deps, { namespaces });
-  if (merges.length === 0) return 0;
+  // A controller that stopped or lost its lead while planning leaves the merges to the next one.
+  if (merges.length === 0 || !leading()) return 0;
   let driver: MigrationDriver;
   try {
     driver = await MigrationDriver.open(deps, { name: 'range-merge' });
@@ -40,6 +42,7 @@ export async function mergeSmallNeighbours(deps: DriverDeps, log: Logger): Promi
   try {
     // Planned before the lock: planned again under it, so nothing a rebalance just did is undone.
     const planned = await planMerges(driver.context, { namespaces });
+    if (!leading()) return 0;
     const results = await runMerges(driver.context, planned, { concurrency: 1 });
     for (const r of results) {
       log.info(r.merged ? 'merged ranges across nodes' : 'ranges put together, not merged', {

@@ -274,7 +274,7 @@ export class ReplicaController {
     if (every <= 0 || this.merging || this.balancing || this.copyJobs > 0 || Date.now() - this.lastMerge < every) return;
     this.merging = true;
     const { coordinator, catalog, members, pool } = this.options;
-    void mergeSmallNeighbours({ coordinator, catalog, members, pool }, this.log)
+    void mergeSmallNeighbours({ coordinator, catalog, members, pool }, this.log, () => !this.stopped && this.leadership !== undefined)
       .catch((err: unknown) => this.log.warn('merging ranges across nodes failed; will try again', { error: String(err) }))
       .finally(() => {
         this.merging = false;

@@ -132,6 +132,11 @@ export class StorageEngine {
     return this.lastVersion;
   }
 
+  /** Moves the version clock past `version` (one another node issued): later versions here are above it. */
+  witnessVersion(version: number): void {
+    if (Number.isSafeInteger(version)) this.lastVersion = Math.max(this.lastVersion, version);
+  }
+
   get(location: Location, key: string): StoredEntry | undefined {
     const entry = this.data.getEntry(storedKey(location, key));
     if (!entry) return undefined;

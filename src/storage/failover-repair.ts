@@ -102,6 +102,8 @@ export class FailoverRepair {
     // Keys some copy may hold differently: each follower's beyond this node, and this node's beyond each follower.
     // The followers are asked first, all of them: once a follower has answered it applies nothing more from `old`.
     const keys = new Set<string>();
+    let newest = mine.newest;
+    // Each follower on its own: one that fails does not stop the repair of the others.
     await Promise.all(
       [...byFollower].map(async ([follower, ps]) => {
         let theirs: { keys: RecentKey[]; newest: number; complete: boolean };
@@ -116,9 +118,14 @@ export class FailoverRepair {
           // What it may hold otherwise is not known: it leaves the in-sync copies of these partitions and comes back
           // by a copy, which compares and fetches what differs (partition-import.ts).
           this.o.log.warn('failover repair incomplete: the follower leaves the in-sync copies to be copied again', { namespace: ns, follower, partitions: ps.length });
-          await this.o.replicator.dropFollower(follower, { namespace: ns, partitions: ps });
+          // Should that drop not be written, the follower leaves every copy of this leader's: that drop is retried
+          // until it is (Replicator's heartbeat), and a copy of unknown content must not stay in sync.
+          await this.o.replicator
+            .dropFollower(follower, { namespace: ns, partitions: ps })
+            .catch(() => this.o.replicator.dropFollower(follower).catch(() => undefined));
           return;
         }
+        newest = Math.max(newest, theirs.newest);
         for (const [, , key] of theirs.keys) keys.add(key);
         for (const [, , key] of ours.keys) keys.add(key);
       }),
@@ -127,10 +134,23 @@ export class FailoverRepair {
     const writes: { location: Location; key: string }[] = [];
     for (const key of keys) {
       const p = now?.place(key).partition;
-      if (now && p !== undefined && now.ownerOf(p) === nodeId) writes.push({ location: locationOf(now, p), key });
+      // A partition left with too few copies takes no write (this one included) until its copies are back.
+      if (!now || p === undefined || now.ownerOf(p) !== nodeId || 1 + now.followersOf(p).length < now.minInSync) continue;
+      writes.push({ location: locationOf(now, p), key });
     }
-    for (let i = 0; i < writes.length; i += REPAIR_BATCH) await engine.reassert(writes.slice(i, i + REPAIR_BATCH));
-    const sent = writes.length;
+    // The re-written versions must be above any a follower got from the old leader, whose clock may run ahead.
+    engine.witnessVersion(newest);
+    let sent = 0;
+    for (let i = 0; i < writes.length; i += REPAIR_BATCH) {
+      const batch = writes.slice(i, i + REPAIR_BATCH);
+      try {
+        await engine.reassert(batch);
+        sent += batch.length;
+      } catch (err) {
+        // A follower that fails the ship is dropped (and re-copied); the other batches still go.
+        this.o.log.warn('failover repair: a batch of re-written keys was not held by every follower', { namespace: ns, keys: batch.length, error: String(err) });
+      }
+    }
     this.counts.repairs++;
     this.counts.keys += sent;
     this.o.log.info('failover repair: followers hold the new leader\'s values of the keys the old leader wrote last', {

@@ -176,12 +176,11 @@ export class StorageNode {
         if (method.startsWith('kv.')) {
           // Foreground latency, which a migration driver follows to slow down when clients suffer.
           const t0 = performance.now();
-          const done = () => {
-            latency.record(performance.now() - t0);
-            served.mark();
-          };
+          const done = () => latency.record(performance.now() - t0);
           const out = kv.handle(method, params, connection);
-          if (out instanceof Promise) return out.finally(done);
+          // Served: answered, not refused or redirected (what a client sends again elsewhere counts there).
+          if (out instanceof Promise) return out.then((v) => (served.mark(), v)).finally(done);
+          served.mark();
           done();
           return out;
         }
@@ -267,6 +266,14 @@ export class StorageNode {
       });
     }
     return out;
+  }
+
+  /**
+   * Says in membership that this node is stopping: it serves on, but controllers and drivers give it no new lead,
+   * copy or move (they take `ready` nodes only) while it hands its leads off before {@link stop}.
+   */
+  async announceStopping(): Promise<void> {
+    await this.registration.update({ state: 'stopping' });
   }
 
   /** Leaves the cluster cleanly: announce, stop serving, close files. */

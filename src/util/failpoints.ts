@@ -15,7 +15,7 @@
 import { existsSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 
-const DIR = process.env.SHARDFLOW_FAILPOINT_DIR;
+const DIR = process.env.SHARDFLOW_FAILPOINT_DIR || undefined;
 
 /** Kills this process (SIGKILL) if the crash point `name` is armed for it (see the module comment). */
 export function failpoint(name: string, who?: string): void {

@@ -164,6 +164,8 @@ describe('on a running local cluster', () => {
     }
     // kill -9, then start again at once, while the old lease still lives: the new process waits it out.
     process.kill(s1.pid!, 'SIGKILL');
+    // Gone from the process table first (a signalled process lingers a moment; restart would take it for running).
+    for (let i = 0; i < 200 && isAlive(s1.pid!); i++) await new Promise((r) => setTimeout(r, 10));
     const t0 = Date.now();
     const again = await restartLocalNode(dir, 's1');
     expect(Date.now() - t0).toBeLessThan(15_000);

@@ -154,6 +154,8 @@ describe('key-value operations', () => {
     await expect(client.createNamespace('fixed', { scheme: 'hash', slotCount: 64 })).rejects.toThrow(/exists with 32 slots/);
     expect((await client.createNamespace('fixed', { scheme: 'hash', slotCount: 32, copies: 1 })).epoch).toBe(t.epoch);
     expect((await client.createNamespace('fixed', { scheme: 'hash' })).copies).toBe(1);
+    await client.createNamespace('fixed-range', { scheme: 'range', autoMerge: false });
+    await expect(client.createNamespace('fixed-range', { scheme: 'range', autoMerge: true })).rejects.toThrow(/exists with autoMerge false/);
   });
 });
 

@@ -6,10 +6,10 @@
  * half-owned partition, with nothing acknowledged lost.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startTestCluster, type TestCluster } from '../harness/cluster.js';
 import { WriteChecker } from '../harness/write-checker.js';
 import { addFourthStorageNode, expectBallastIntact, writeBallast } from '../harness/ballast.js';
@@ -48,11 +48,15 @@ afterAll(async () => {
   rmSync(failpoints, { recursive: true, force: true });
 });
 
-/** Arms crash point `name` (for process `who`, or any); resolves once a process has fired it. */
+/** Arms crash point `name` (`step@who`); `fired` says whether a process took it. Disarmed after each test. */
 function arm(name: string): { fired: () => boolean } {
   writeFileSync(join(failpoints, name), '');
   return { fired: () => existsSync(join(failpoints, `${name}.fired`)) };
 }
+afterEach(() => {
+  // A point a test armed but did not reach must not fire in the next one.
+  for (const f of readdirSync(failpoints)) if (!f.endsWith('.fired')) rmSync(join(failpoints, f), { force: true });
+});
 
 const checkerKeys = Array.from({ length: 300 }, (_, i) => `k${i}`);
 
@@ -124,7 +128,7 @@ describe('migration under kill -9 at each step after the copy', () => {
     const checker = new WriteChecker(client, NS, checkerKeys);
     checker.start();
     await checker.progress(200);
-    const point = arm('move.switched');
+    const point = arm('move.switched@rebalance');
     const before = await client.catalog.refresh(NS);
     const child = spawn(process.execPath, [BIN_PATH, 'rebalance', '--dir', cluster.dir, '--concurrency', '1'], { stdio: 'ignore' });
     const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));

@@ -92,16 +92,25 @@ export function registerNodeCommands(program: Command): void {
           ? await StorageNode.start({ ...common, dataDir: dataDir!, durability: opts.durability })
           : await ComputeNode.start({ ...common, services, routes: new Map([['job.', (method, params) => jobHost.then((h) => h.handle(method, params))]]) });
       // Storage nodes also run the replica controller (failover, re-replication); one of them leads at a time.
-      let replicas: { stop(): Promise<void> } | undefined;
-      if (opts.role === 'storage') {
+      let replicas: { stop(handOff: boolean): Promise<void> } | undefined;
+      if (node instanceof StorageNode) {
         const { connect, PeerPool } = await import('../../client/index.js');
-        const { ReplicaController } = await import('../../migration/index.js');
+        const { ReplicaController, handOffAllLeads } = await import('../../migration/index.js');
         const client = await connect({ coordinator: address, secret, name: `replicas:${opts.id}` });
         const pool = new PeerPool(client.members, secret, `replicas:${opts.id}`);
         const controller = ReplicaController.start({ coordinator, catalog: client.catalog, members: client.members, pool, name: opts.id });
         replicas = {
-          stop: async () => {
+          stop: async (handOff) => {
             await controller.stop();
+            if (handOff) {
+              // Controlled shutdown (SIGTERM): the partitions it leads pass to in-sync followers before it leaves.
+              const log = createLogger(`storage:${opts.id}`);
+              await node.announceStopping().catch((err: unknown) => log.warn('could not announce stopping', { error: String(err) }));
+              const r = await handOffAllLeads({ catalog: client.catalog, members: client.members, pool }, opts.id, { timeoutMs: 8000 }).catch(
+                (err: unknown) => void log.warn('handing off leads before stopping failed', { error: String(err) }),
+              );
+              if (r && r.handedOff + r.kept > 0) log.info('handed off leads before stopping', { ...r });
+            }
             pool.close();
             await client.close();
           },
@@ -129,7 +138,9 @@ export function registerNodeCommands(program: Command): void {
       announceReady({ id: node.id, role: opts.role, address: node.address, pid: process.pid });
       const signal = await untilSignal();
       createLogger(`${opts.role}:${opts.id}`).info('stopping', { signal });
-      await replicas?.stop();
+      // SIGTERM stops a storage node gracefully (its leads handed off first); SIGINT stops it at once (`down` stops
+      // every node together: none would take the leads).
+      await replicas?.stop(signal === 'SIGTERM');
       await jobs?.host.stop();
       await jobs?.client.close();
       await node.stop();

@@ -173,8 +173,8 @@ class JetStreamReader<T> implements SourceReader<T> {
         : Math.floor(m.info.timestampNanos / 1_000_000);
       records.push({ value, bytes: m.data.length, ...(eventTime === undefined ? {} : { eventTime }) });
     }
-    // The server says with each message how many more the consumer has waiting; those fetched and not taken add.
-    const pending = (taken.at(-1)?.info.pending ?? 0) + this.queue.length;
+    // The server says with each message how many more the consumer had waiting then, those fetched since among them.
+    const pending = taken.at(-1)?.info.pending ?? this.queue.length;
     return { records, bad, position: { seq: this.lastSeq }, done: false, pending };
   }
 
