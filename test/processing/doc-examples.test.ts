@@ -25,6 +25,7 @@ const PROCESSING = join(ROOT, 'src/processing');
 const FILES = [
   'index.ts',
   'pipeline.ts',
+  'keyed-stream.ts',
   'windows.ts',
   'units.ts',
   'triggers.ts',
@@ -194,7 +195,7 @@ const examples = FILES.flatMap(examplesOf);
 
 describe('processing TSDoc examples', () => {
   it('are found', () => {
-    expect(examplesOf('pipeline.ts').length).toBeGreaterThanOrEqual(20);
+    expect(examplesOf('pipeline.ts').length + examplesOf('keyed-stream.ts').length).toBeGreaterThanOrEqual(20);
   });
 
   it('import what they use from the public entry', () => {
