@@ -209,7 +209,7 @@ export class StorageNode {
       opsPerSec: served.rate(),
       latency: latency.snapshot(),
       following: applier.lagByLeader(),
-      imported: { ...migrations.imported },
+      imported: structuredClone(migrations.imported),
       repaired: { ...repair.counts },
     });
     sizes = () => node.partitionSizes();

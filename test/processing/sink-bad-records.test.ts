@@ -5,7 +5,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ShardflowClient } from '../../src/client/index.js';
 import { UnavailableError } from '../../src/errors/index.js';
 import { namespaceSink, webhook } from '../../src/processing/connectors/index.js';
-import { collect, fromArray, ndjsonFile, pipeline, type DeadLetter, type Mode } from '../../src/processing/index.js';
+import { collect, fromArray, ndjsonFile, pipeline, stdout, type DeadLetter, type Mode } from '../../src/processing/index.js';
+import { Writable } from 'node:stream';
 import { tempDir } from './helpers.js';
 
 let dir: string;
@@ -51,6 +52,26 @@ describe.each(['stream', 'batch'] as Mode[])('records a sink refuses (%s mode)',
     ]);
     expect(result.metrics.sink.records).toBe(N - 1);
     expect(result.metrics.deadLetters).toBe(1);
+  });
+
+  it('a record stdout cannot print as JSON is a dead letter; the others are printed', async () => {
+    const dead = collect<DeadLetter>();
+    const printed: string[] = [];
+    const stream = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        printed.push(...chunk.toString().split('\n').filter(Boolean));
+        done();
+      },
+    });
+    const result = await pipeline('bigints-out')
+      .from(fromArray(numbers))
+      .map((i) => ({ i, n: i === 13 ? BigInt(i) : i }))
+      .deadLetters(dead.sink)
+      .to(stdout({ stream }))
+      .run(opts);
+    expect(result.state).toBe('finished');
+    expect(printed.map((l) => JSON.parse(l).i)).toEqual(numbers.filter((i) => i !== 13));
+    expect(dead.values).toEqual([expect.objectContaining({ stage: 'sink', record: { i: 13, n: '13' } })]);
   });
 
   it("a namespace sink's key function that throws sends that record to the dead letters", async () => {

@@ -10,6 +10,7 @@
  */
 import type { Writable } from 'node:stream';
 import { ClosedError } from '../../errors/index.js';
+import { BadRecordsError, eachRecord, jsonLine } from './bad-records.js';
 import type { Sink, SinkWriter } from './types.js';
 
 /**
@@ -33,8 +34,11 @@ export function stdout<T = unknown>(options: { stream?: Writable } = {}): Sink<T
         async write(records) {
           if (closed) throw new ClosedError('the stdout writer is closed');
           if (records.length === 0) return;
-          const text = records.map((r) => (typeof r === 'string' ? r : JSON.stringify(r))).join('\n') + '\n';
-          if (!out.write(text)) await new Promise<void>((resolve) => out.once('drain', resolve));
+          // A record with no JSON form (a BigInt, a cycle) goes to the dead letters; the others are written.
+          const { ok, rejected } = eachRecord(records, 'not JSON', (r) => (typeof r === 'string' ? r : jsonLine(r)));
+          const text = ok.map((l) => l.value).join('\n') + '\n';
+          if (ok.length > 0 && !out.write(text)) await new Promise<void>((resolve) => out.once('drain', resolve));
+          if (rejected.length > 0) throw new BadRecordsError(rejected, 'stdout');
         },
         async flush() {},
         async close() {
