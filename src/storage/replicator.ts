@@ -262,15 +262,7 @@ export class Replicator implements ReplicationHook {
   dropFollower(follower: string, only?: { namespace: string; partitions: readonly number[] }): Promise<void> {
     if (only) {
       const { catalog, nodeId } = this.options;
-      return catalog
-        .update(only.namespace, (t) => {
-          const changes = new Map<number, string[]>();
-          for (const p of only.partitions) {
-            if (t.ownerOf(p) === nodeId && t.followersOf(p).includes(follower)) changes.set(p, t.followersOf(p).filter((f) => f !== follower));
-          }
-          return changes.size > 0 ? t.withFollowers(changes) : undefined;
-        })
-        .then(() => undefined);
+      return catalog.update(only.namespace, (t) => withoutFollower(t, nodeId, follower, only.partitions)).then(() => undefined);
     }
     const running = this.dropping.get(follower);
     if (running) return running;
@@ -280,10 +272,7 @@ export class Replicator implements ReplicationHook {
       for (const name of catalog.names()) {
         const cached = catalog.find(name);
         if (!cached || cached.copies <= 1 || !ledWith(cached, nodeId, follower).length) continue;
-        await catalog.update(name, (t) => {
-          const changes = new Map(ledWith(t, nodeId, follower).map((p) => [p, t.followersOf(p).filter((f) => f !== follower)]));
-          return changes.size > 0 ? t.withFollowers(changes) : undefined;
-        });
+        await catalog.update(name, (t) => withoutFollower(t, nodeId, follower, ledWith(t, nodeId, follower)));
       }
       this.failed.delete(follower);
     })().finally(() => this.dropping.delete(follower));
@@ -360,6 +349,15 @@ function notEnough(ns: string, partition: number, inSync: number, needed: number
   return new NotEnoughReplicasError(`${ns}/${partition}: ${inSync} in-sync copies hold the write, ${needed} needed`, {
     details: { namespace: ns, partition, inSync, needed, failed },
   });
+}
+
+/** `table` with `follower` out of the followers of those of `partitions` that `leader` leads (undefined: no change). */
+function withoutFollower(table: RoutingTable, leader: string, follower: string, partitions: readonly number[]): RoutingTable | undefined {
+  const changes = new Map<number, string[]>();
+  for (const p of partitions) {
+    if (table.ownerOf(p) === leader && table.followersOf(p).includes(follower)) changes.set(p, table.followersOf(p).filter((f) => f !== follower));
+  }
+  return changes.size > 0 ? table.withFollowers(changes) : undefined;
 }
 
 /** Partitions `leader` leads with `follower` among the in-sync followers. */

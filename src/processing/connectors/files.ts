@@ -27,6 +27,7 @@ import { dirname, resolve } from 'node:path';
 import { glob } from 'tinyglobby';
 import { ClosedError, InvalidArgumentError } from '../../errors/index.js';
 import { BadRecordsError, eachRecord, jsonLine } from './bad-records.js';
+import { LagEstimate } from './lag-estimate.js';
 import type { BadRecord, Json, ReadBatch, Sink, SinkContext, SinkWriter, Source, SourceReader, SourceRecord, SourceSplit } from './types.js';
 
 /**
@@ -163,8 +164,7 @@ class FileReader<T> implements SourceReader<T> {
   private columns: string[] | undefined;
   /** The file's size and what this reader read of it: the records still to read, estimated (`pending`). */
   private size: number | undefined;
-  private readRecords = 0;
-  private readBytes = 0;
+  private readonly lag = new LagEstimate();
 
   constructor(
     private readonly path: string,
@@ -224,10 +224,8 @@ class FileReader<T> implements SourceReader<T> {
     }
     const done = this.eof && this.buf.length === 0;
     this.size ??= (await this.fh.stat()).size;
-    for (const r of records) this.readBytes += r.bytes;
-    this.readRecords += records.length;
-    const perRecord = this.readRecords > 0 ? this.readBytes / this.readRecords : 0;
-    const pending = done ? 0 : perRecord > 0 ? Math.round(Math.max(0, this.size - this.offset) / perRecord) : undefined;
+    this.lag.read(records.length, records.reduce((n, r) => n + r.bytes, 0));
+    const pending = done ? 0 : this.lag.pending(this.size - this.offset);
     return { records, bad, position: { offset: this.offset, line: this.line }, done, ...(pending === undefined ? {} : { pending }) };
   }
 

@@ -36,6 +36,7 @@ import { mkdir, open, readdir, rename, rm, type FileHandle } from 'node:fs/promi
 import { dirname, join } from 'node:path';
 import { ClosedError, InvalidArgumentError } from '../../errors/index.js';
 import type { BadRecord, Json, ReadBatch, SourceReader, SourceRecord } from './types.js';
+import { LagEstimate } from './lag-estimate.js';
 
 /** In-process wake-ups (keyed by partition folder): readers in the process that appends see new entries at once. */
 const appended = new EventEmitter();
@@ -302,8 +303,7 @@ export class PartitionReader<T> implements SourceReader<T> {
   private buffer = Buffer.alloc(64 * 1024);
   /** The end of the segment last read, and what this reader read: the lines still to read, estimated (`pending`). */
   private segmentEnd = 0;
-  private readLines = 0;
-  private readBytes = 0;
+  private readonly lag = new LagEstimate();
   /** The read in progress (close waits for it before closing the file under it). */
   private reading: Promise<unknown> = Promise.resolve();
   private wakeUp: (() => void) | undefined;
@@ -391,14 +391,13 @@ export class PartitionReader<T> implements SourceReader<T> {
         continue;
       }
       this.offset += pos;
-      this.readBytes += pos;
+      this.lag.read(0, pos);
       // Full, and at the end of this segment: move on now if it is final, so trimming need not keep it for us.
       if (this.offset === end && records.length + bad.length >= max) await this.nextSegment(segment);
     }
-    this.readLines += records.length + bad.length;
+    this.lag.read(records.length + bad.length, 0);
     // Of the segment being read only: a reader further behind (whole segments) is behind by more than this says.
-    const perLine = this.readLines > 0 ? this.readBytes / this.readLines : 0;
-    const pending = perLine > 0 ? Math.round(Math.max(0, this.segmentEnd - this.offset) / perLine) : 0;
+    const pending = this.lag.pending(this.segmentEnd - this.offset) ?? 0;
     return { records, bad, position: { offset: this.offset }, done: false, pending };
   }
 
