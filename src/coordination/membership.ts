@@ -260,11 +260,8 @@ class Registration implements NodeRegistration {
           this.log.info('registered again after losing the lease');
           return;
         } catch (err) {
-          if (err instanceof ConfigError) {
-            // Another live node holds the id now: registering again would only wait it out forever.
-            this.log.error('not registering again: this node id is in use by another live node', { error: String(err) });
-            return;
-          }
+          // Even an id held by another lease is tried again: that lease may yet expire (a predecessor's, late under
+          // load); a node left out of membership for good would be worse than one that keeps asking.
           this.log.warn('re-registration failed; retrying', { error: String(err), inMs: delay });
           await new Promise((resolve) => setTimeout(resolve, delay));
         }
