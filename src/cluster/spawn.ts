@@ -53,7 +53,7 @@ export function spawnShardflow(args: string[], logFile: string, timeoutMs = 30_0
       }
     };
     const timer = setTimeout(
-      () => finish(new TimeoutError(`shardflow ${args[0]} did not become ready in ${timeoutMs} ms; see ${logFile}`)),
+      () => finish(new TimeoutError(`shardflow ${args[0]} did not become ready in ${timeoutMs} ms; see ${logFile}${logTail(logFile)}`)),
       timeoutMs,
     );
     lines.on('line', (line) => {
@@ -66,9 +66,19 @@ export function spawnShardflow(args: string[], logFile: string, timeoutMs = 30_0
     });
     child.once('error', (err) => finish(new ConfigError(`cannot start shardflow ${args[0]}: ${err.message}`, { cause: err })));
     child.once('exit', (code, signal) =>
-      finish(new ConfigError(`shardflow ${args.join(' ')} exited (${signal ?? code}) before it was ready; see ${logFile}`)),
+      finish(new ConfigError(`shardflow ${args.join(' ')} exited (${signal ?? code}) before it was ready; see ${logFile}${logTail(logFile)}`)),
     );
   });
+}
+
+/** The last lines of a log (at most 4 KiB), indented, for an error message; empty if it cannot be read. */
+function logTail(logFile: string, lines = 12): string {
+  try {
+    const text = readFileSync(logFile, 'utf8').slice(-4096).trimEnd();
+    return text ? `; its last lines:\n  ${text.split('\n').slice(-lines).join('\n  ')}` : '';
+  } catch {
+    return '';
+  }
 }
 
 /** Prints the ready line a launcher waits for (called by the process that became ready). */
