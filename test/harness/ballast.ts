@@ -7,6 +7,7 @@ import type { ShardflowClient } from '../../src/client/index.js';
 import { startLocalCluster } from '../../src/cluster/local-cluster.js';
 import type { TestCluster } from './cluster.js';
 import { tableWhen } from './tables.js';
+import { readJobs } from '../../src/migration/index.js';
 
 /** Writes `count` ballast keys into `ns`, 500 per batch. */
 export async function writeBallast(client: ShardflowClient, ns: string, count: number): Promise<void> {
@@ -52,4 +53,19 @@ export async function changeWhileAway(
   await client.batch(ns, Array.from({ length: 50 }, (_, i) => ({ op: 'put' as const, key: `b${i}`, value: `changed ${i}` })));
   await client.batch(ns, Array.from({ length: 50 }, (_, i) => ({ op: 'del' as const, key: `b${50 + i}` })));
   await cluster.restart(victim);
+}
+
+/**
+ * Resolves once no move entry of `ns` is left in its routing record (each move finished or rolled back) and, with
+ * `jobs`, no migration job record either. Polled: the two live in different places of the coordinator.
+ */
+export async function noMoveLeft(client: ShardflowClient, ns: string, options: { jobs?: boolean; timeoutMs?: number } = {}): Promise<void> {
+  const deadline = Date.now() + (options.timeoutMs ?? 15_000);
+  for (;;) {
+    const t = await client.catalog.refresh(ns);
+    const moves = Object.keys(t!.record.migrations ?? {}).length;
+    if (moves === 0 && (!options.jobs || (await readJobs(client.coordinator)).size === 0)) return;
+    if (Date.now() > deadline) throw new Error(`moves${options.jobs ? ' or job records' : ''} left: ${JSON.stringify(t!.record.migrations)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }

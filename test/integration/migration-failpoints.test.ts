@@ -12,11 +12,11 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startTestCluster, type TestCluster } from '../harness/cluster.js';
 import { WriteChecker } from '../harness/write-checker.js';
-import { addFourthStorageNode, expectBallastIntact, writeBallast } from '../harness/ballast.js';
+import { addFourthStorageNode, expectBallastIntact, noMoveLeft, writeBallast } from '../harness/ballast.js';
 import { BIN_PATH } from '../../src/cluster/spawn.js';
 import { ClusterDir } from '../../src/config/cluster-dir.js';
 import { connect, PeerPool, type ShardflowClient } from '../../src/client/index.js';
-import { MigrationDriver, moveBatch, readJobs } from '../../src/migration/index.js';
+import { MigrationDriver, moveBatch } from '../../src/migration/index.js';
 
 const NS = 'fp';
 const BALLAST = 1500;
@@ -72,16 +72,6 @@ async function move(from: string, partitions: number[], to: string): Promise<unk
   }
 }
 
-async function noMoveLeft(timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const t = await client.catalog.refresh(NS);
-    if (Object.keys(t!.record.migrations ?? {}).length === 0 && (await readJobs(client.coordinator)).size === 0) return;
-    if (Date.now() > deadline) throw new Error(`moves or job records left: ${JSON.stringify(t!.record.migrations)}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 describe('migration under kill -9 at each step after the copy', () => {
   it('source killed holding the partition\'s writes (fence): the move rolls back, the source serves again, nothing lost', async () => {
     const checker = new WriteChecker(client, NS, checkerKeys);
@@ -94,7 +84,7 @@ describe('migration under kill -9 at each step after the copy', () => {
     expect(await move(source, [partition], 's4')).toBeInstanceOf(Error);
     expect(point.fired()).toBe(true);
     await died;
-    await noMoveLeft();
+    await noMoveLeft(client, NS, { jobs: true });
     expect((await client.catalog.refresh(NS))!.ownerOf(partition)).toBe(source);
     await cluster.restart(source);
     await checker.progress(200);
@@ -115,7 +105,7 @@ describe('migration under kill -9 at each step after the copy', () => {
     expect(outcome).not.toBeInstanceOf(Error); // switched: the target's finish is a courtesy, its failure changes nothing
     expect(point.fired()).toBe(true);
     await died;
-    await noMoveLeft();
+    await noMoveLeft(client, NS, { jobs: true });
     expect((await client.catalog.refresh(NS))!.ownerOf(partition)).toBe('s4');
     await cluster.restart('s4');
     await checker.progress(200);
@@ -134,7 +124,7 @@ describe('migration under kill -9 at each step after the copy', () => {
     const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
     expect(exit.signal).toBe('SIGKILL');
     expect(point.fired()).toBe(true);
-    await noMoveLeft(); // the job record expired with the dead driver's lease
+    await noMoveLeft(client, NS, { jobs: true }); // the job record expired with the dead driver's lease
     const after = await client.catalog.refresh(NS);
     const moved = before!.partitions().filter((p) => after!.ownerOf(p) !== before!.ownerOf(p));
     expect(moved.length).toBeGreaterThan(0); // the switch it died after stands

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestCluster, type TestCluster } from '../harness/cluster.js';
 import { WriteChecker } from '../harness/write-checker.js';
-import { addFourthStorageNode, expectBallastIntact, writeBallast } from '../harness/ballast.js';
+import { addFourthStorageNode, expectBallastIntact, noMoveLeft, writeBallast } from '../harness/ballast.js';
 import { BIN_PATH } from '../../src/cluster/spawn.js';
 import { ClusterDir } from '../../src/config/cluster-dir.js';
 import { connect, PeerPool, type ShardflowClient } from '../../src/client/index.js';
@@ -80,17 +80,6 @@ function settled<T>(p: Promise<T>): Promise<T | Error> {
   return p.catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
 }
 
-/** Every move entry gone from the routing record (each move finished or rolled back). */
-async function noMoveLeft(timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const t = await client.catalog.refresh(NS);
-    if (Object.keys(t!.record.migrations ?? {}).length === 0) return;
-    if (Date.now() > deadline) throw new Error(`moves left: ${JSON.stringify(t!.record.migrations)}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 /** The slots holding keys in a node's LMDB files (read with the node stopped). */
 async function slotsOnDisk(id: string): Promise<number[]> {
   const engine = StorageEngine.open(new ClusterDir(cluster.dir).nodeDataDir(id));
@@ -117,7 +106,7 @@ describe('migration under kill -9', () => {
     const job = await copying.seen;
     await cluster.kill9(job.from);
     expect(await run).toBeInstanceOf(Error);
-    await noMoveLeft();
+    await noMoveLeft(client, NS);
     const table = await client.catalog.refresh(NS);
     expect(table!.ownerOf(job.partitions[0]!)).toBe(job.from); // rolled back, not half-owned
     await driver.close();
@@ -141,7 +130,7 @@ describe('migration under kill -9', () => {
     const job = await copying.seen;
     await cluster.kill9('s4');
     expect(await run).toBeInstanceOf(Error);
-    await noMoveLeft();
+    await noMoveLeft(client, NS);
     const table = await client.catalog.refresh(NS);
     expect(table!.ownerOf(job.partitions[0]!)).toBe(job.from);
     await driver.close();
@@ -169,7 +158,7 @@ describe('migration under kill -9', () => {
     const job = await copying;
     child.kill('SIGKILL');
     await exited;
-    await noMoveLeft(); // rolled back by the source once the record expired
+    await noMoveLeft(client, NS); // rolled back by the source once the record expired
     expect((await client.catalog.refresh(NS))!.ownerOf(job.partitions[0]!)).toBe(job.from);
     expect(await readJobs(client.coordinator)).toHaveProperty('size', 0);
     const pool = new PeerPool(client.members, secret, 'faults-driver');
